@@ -1,0 +1,63 @@
+# The two commands: `make up` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages stackbox needs on the host (more arrive with the data plane).
+DEB_PACKAGES := python3-venv python3-dev gcc iproute2 procps
+TEMPEST_SELECT ?= gate
+
+.PHONY: install up test lint unit functional e2e tempest tempest-full bench clean deb
+
+install: $(STAMP)
+
+deb:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml | deb
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+up: install
+	$(BIN)/stackbox up $(ARGS)
+
+lint: install
+	$(BIN)/ruff check stackbox tests bench
+	$(BIN)/ruff format --check stackbox tests bench
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+functional: install
+	$(BIN)/pytest -q -n 2 tests/functional
+
+e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+tempest: install
+	scripts/tempest $(TEMPEST_SELECT)
+
+tempest-full: install
+	scripts/tempest full
+
+test: install lint
+	$(BIN)/pytest -q -n 2 tests/unit tests/functional tests/e2e
+	scripts/tempest gate
+
+bench: install
+	$(BIN)/python bench/identity.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .tempest .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,3 @@
+from stackbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Settings: defaults < config file < environment < command-line flags.
+
+The config file is TOML (``<state-dir>/stackbox.toml`` unless ``--config`` names
+another), one table per section. Environment variables are
+``STACKBOX_<SECTION>_<KEY>`` (for example ``STACKBOX_IDENTITY_BCRYPT_ROUNDS=4``);
+keys of the top-level section drop the section (``STACKBOX_PORT``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclasses.dataclass
+class IdentitySettings:
+    token_expiration: int = 3600
+    # How long after expiry a token still validates with ?allow_expired=1.
+    allow_expired_window: int = 172800
+    bcrypt_rounds: int = 12
+    max_active_keys: int = 3
+    # Rotate the Fernet keys every N seconds while running; 0 = only on command.
+    key_rotation_interval: int = 0
+    list_limit: int = 0
+    # Security compliance, named as Keystone's [security_compliance] options.
+    lockout_failure_attempts: int = 0
+    lockout_duration: int = 1800
+    unique_last_password_count: int = 0
+    minimum_password_age: int = 0
+    password_expires_days: int = 0
+    password_regex: str = ""
+    password_regex_description: str = ""
+    change_password_upon_first_use: bool = False
+    disable_user_account_days_inactive: int = 0
+
+
+@dataclasses.dataclass
+class Settings:
+    state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir())
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # The URL clients use; derived from host and port when empty.
+    public_url: str = ""
+    region: str = "RegionOne"
+    admin_password: str = ""
+    log_level: str = "info"
+    identity: IdentitySettings = dataclasses.field(default_factory=IdentitySettings)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.state_dir / 'stackbox.db'}"
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/stackbox")
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "stackbox"
+
+
+def _coerce(kind: Any, value: Any, name: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is Path:
+            return Path(value).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind.__name__}") from None
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str) -> None:
+    hints = get_type_hints(type(target))
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(f"unknown setting {name}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {name} must be a table")
+            _apply(getattr(target, key), value, f"{name}.")
+        else:
+            setattr(target, key, _coerce(kind, value, name))
+
+
+def _from_env(target: Any, prefix: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, kind in get_type_hints(type(target)).items():
+        if dataclasses.is_dataclass(kind):
+            nested = _from_env(getattr(target, key), f"{prefix}{key.upper()}_")
+            if nested:
+                found[key] = nested
+        else:
+            env = f"{prefix}{key.upper()}"
+            if env in os.environ:
+                found[key] = os.environ[env]
+    return found
+
+
+def load(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:
+    """Build the settings from every source, in order of precedence."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    settings = Settings()
+    env = _from_env(settings, "STACKBOX_")
+    # The state dir decides where the default config file is, so settle it first.
+    if "state_dir" in env:
+        _apply(settings, {"state_dir": env["state_dir"]}, "")
+    if "state_dir" in flags:
+        _apply(settings, {"state_dir": flags["state_dir"]}, "")
+    path = config_file or settings.state_dir / "stackbox.toml"
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        _apply(settings, data, "")
+    elif config_file is not None:
+        raise ConfigError(f"config file {config_file} does not exist")
+    _apply(settings, env, "")
+    _apply(settings, flags, "")
+    return settings

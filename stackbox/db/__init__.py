@@ -1,0 +1,1 @@
+"""The database: declarative base, units of work, and Alembic migrations."""

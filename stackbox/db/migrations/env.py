@@ -1,0 +1,29 @@
+"""Alembic environment: the engine comes from the caller (stackbox.db.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from stackbox.db.base import Base
+from stackbox.identity import models as identity_models
+
+del identity_models  # imported so its tables are on Base.metadata
+
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    engine = context.config.attributes.get("engine")
+    if engine is None:
+        raise RuntimeError("stackbox runs migrations with an engine (stackbox.db.migrate)")
+    with engine.begin() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+        )
+        context.run_migrations()
+
+
+run()

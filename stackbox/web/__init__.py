@@ -1,0 +1,1 @@
+"""HTTP: the ASGI app, routing by service prefix, token checks, error mapping."""

@@ -1,0 +1,101 @@
+"""Build the whole application from settings: services, policy, keys, caches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from oslo_policy import policy as oslo_policy
+
+from stackbox import config, policy
+from stackbox.db import session as db_session
+from stackbox.identity import api as identity_api
+from stackbox.identity import errors as identity_errors
+from stackbox.identity import keys, policies, revocations, runtime
+from stackbox.web import app as web_app
+
+LOG = logging.getLogger(__name__)
+
+
+def policy_rules() -> list[oslo_policy.RuleDefault]:
+    """Every service's default rules (what ``stackbox policy dump`` prints)."""
+    return policies.list_rules()
+
+
+def token_keys(settings: config.Settings) -> keys.KeyRepository:
+    return keys.KeyRepository(settings.state_dir / "fernet-keys", settings.identity.max_active_keys)
+
+
+def credential_keys(settings: config.Settings) -> keys.KeyRepository:
+    return keys.KeyRepository(
+        settings.state_dir / "credential-keys", settings.identity.max_active_keys
+    )
+
+
+def init_identity(settings: config.Settings) -> runtime.IdentityRuntime:
+    tokens = token_keys(settings)
+    creds = credential_keys(settings)
+    tokens.ensure()
+    creds.ensure()
+    rt = runtime.IdentityRuntime(
+        settings=settings.identity,
+        base_url=settings.base_url,
+        region=settings.region,
+        token_keys=tokens,
+        credential_keys=creds,
+        state_dir=settings.state_dir,
+    )
+    runtime.init(rt)
+    identity_errors.AUTH_URI["value"] = rt.identity_url
+    policy.init(policy_rules(), Path(settings.state_dir) / "policy.yaml")
+    return rt
+
+
+def load_revocations(database: db_session.Database, settings: config.Settings) -> None:
+    keep = settings.identity.token_expiration + settings.identity.allow_expired_window
+    cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
+        seconds=keep
+    )
+    database.run(lambda s: revocations.prune(s, cutoff), write=True)
+    database.run(revocations.INDEX.load, write=False)
+
+
+def build(settings: config.Settings, database: db_session.Database) -> web_app.StackboxApp:
+    """The ASGI app; the database must already be migrated."""
+    rt = init_identity(settings)
+    load_revocations(database, settings)
+    background: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        interval = settings.identity.key_rotation_interval
+        if interval > 0:
+            background.append(asyncio.create_task(_rotate_every(rt, interval)))
+
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        database.dispose()
+
+    startup: list[Callable[[], Awaitable[None]]] = [start]
+    shutdown: list[Callable[[], Awaitable[None]]] = [stop]
+    return web_app.StackboxApp(
+        services=[identity_api.service()],
+        database=database,
+        authenticator=identity_api.authenticator(),
+        base_url=settings.base_url,
+        on_startup=startup,
+        on_shutdown=shutdown,
+    )
+
+
+async def _rotate_every(rt: runtime.IdentityRuntime, interval: int) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        index = await asyncio.to_thread(rt.token_keys.rotate)
+        LOG.info("rotated the token keys; primary key is now %d", index)

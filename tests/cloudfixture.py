@@ -1,0 +1,209 @@
+"""Real clouds for tests: in-process (functional) or as a `stackbox up` process (e2e).
+
+Functional clouds run the real app on uvicorn in a thread with a temporary state
+dir and SQLite. The identity runtime is process-wide, so only one in-process
+cloud may run at a time: use them from module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openstack
+import openstack.config
+import uvicorn
+
+from stackbox import allinone, config
+from stackbox.web import assembly
+
+ADMIN_PASSWORD = "secret-admin-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class Cloud:
+    base_url: str
+    state_dir: Path
+
+    @property
+    def identity_url(self) -> str:
+        return f"{self.base_url}/identity"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.state_dir / "clouds.yaml"
+
+    def passwords(self) -> dict[str, str]:
+        return json.loads((self.state_dir / "passwords.json").read_text())
+
+    def sdk(self, name: str = "stackbox-admin") -> openstack.connection.Connection:
+        loader = openstack.config.OpenStackConfig(
+            config_files=[str(self.clouds_yaml)], vendor_files=[]
+        )
+        return openstack.connection.Connection(config=loader.get_one(cloud=name))
+
+    def connect(self, **auth: Any) -> openstack.connection.Connection:
+        """A connection for any user: connect(username=..., password=..., project_id=...)."""
+        auth.setdefault("user_domain_id", "default")
+        if "project_id" in auth or "project_name" in auth:
+            auth.setdefault("project_domain_id", "default")
+        return openstack.connection.Connection(
+            auth_url=self.identity_url, region_name="RegionOne", **auth
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.identity_url, timeout=30)
+
+    def token(
+        self,
+        username: str = "admin",
+        password: str | None = None,
+        project: str | None = "admin",
+        **scope: Any,
+    ) -> str:
+        """A token by plain HTTP (project-scoped by name in Default unless scope says otherwise)."""
+        password = password if password is not None else self.passwords()[username]
+        body: dict[str, Any] = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": username,
+                            "domain": {"id": "default"},
+                            "password": password,
+                        }
+                    },
+                }
+            }
+        }
+        if scope:
+            body["auth"]["scope"] = scope
+        elif project:
+            body["auth"]["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+        with self.http() as client:
+            response = client.post("/v3/auth/tokens", json=body)
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"]
+
+
+@contextlib.contextmanager
+def in_process(tmp: Path, **identity: Any) -> Iterator[Cloud]:
+    """Run the real app in this process; ``identity`` overrides identity settings."""
+    identity.setdefault("bcrypt_rounds", 4)
+    port = free_port()
+    settings = config.Settings(
+        state_dir=tmp,
+        port=port,
+        admin_password=ADMIN_PASSWORD,
+        identity=config.IdentitySettings(**identity),
+        log_level="warning",
+    )
+    old_home = os.environ.get("HOME")
+    # `up` merges clouds.yaml into ~/.config/openstack; keep tests out of the real home.
+    os.environ["HOME"] = str(tmp)
+    try:
+        sock = allinone.bind(settings.host, settings.port)
+        database = allinone.prepare(settings, io.StringIO())
+        app = assembly.build(settings, database)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the in-process cloud did not start")
+            time.sleep(0.01)
+        try:
+            yield Cloud(base_url=settings.base_url, state_dir=tmp)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+            sock.close()
+    finally:
+        if old_home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = old_home
+
+
+class ProcessCloud(Cloud):
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def as_process(
+    tmp: Path, *extra_args: str, env: dict[str, str] | None = None
+) -> Iterator[ProcessCloud]:
+    """Start `stackbox up` as its own process (what a user runs); stop it by its PID."""
+    port = free_port()
+    run_env = dict(os.environ)
+    run_env.update({"HOME": str(tmp), "STACKBOX_IDENTITY_BCRYPT_ROUNDS": "4"})
+    run_env.update(env or {})
+    state = tmp / "state"
+    log = open(tmp / "stackbox.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stackbox",
+            "up",
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+            "--admin-password",
+            ADMIN_PASSWORD,
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=run_env,
+    )
+    cloud = ProcessCloud(base_url=f"http://127.0.0.1:{port}", state_dir=state)
+    cloud.process = process
+    try:
+        wait_ready(cloud, process, tmp / "stackbox.log")
+        yield cloud
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def wait_ready(
+    cloud: Cloud, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"stackbox up exited: {log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{cloud.identity_url}/v3", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"stackbox up did not answer: {log.read_text()}")
