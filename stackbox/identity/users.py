@@ -230,11 +230,11 @@ def list_users(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     rendered = render_many(session, users)
     expires_filter = request.arg("password_expires_at")
     if expires_filter:
-        rendered = _filter_password_expiry(rendered, expires_filter)
+        rendered = filter_password_expiry(rendered, expires_filter)
     return resources.limited(users, "users", request, rendered)
 
 
-def _filter_password_expiry(users: list[dict[str, Any]], expression: str) -> list[dict[str, Any]]:
+def filter_password_expiry(users: list[dict[str, Any]], expression: str) -> list[dict[str, Any]]:
     op, _, value = expression.partition(":")
     if not value:
         op, value = "eq", op
