@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import sys
 import time
@@ -252,9 +253,20 @@ def up(settings: config.Settings, out: TextIO = sys.stdout) -> int:
                 timeout_graceful_shutdown=10,
             )
         )
-        server.run(sockets=[sock])
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to
+        # whatever handler was there before; a no-op one lets `up` finish and exit 0.
+        previous = {sig: signal.signal(sig, _stopping) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         _say(out, "stackbox: stopped")
     return 0
+
+
+def _stopping(signum: int, frame: object) -> None:
+    """Nothing to do: uvicorn has already shut down when this runs."""
 
 
 def _ready(settings: config.Settings, out: TextIO, elapsed: float) -> None:

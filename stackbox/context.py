@@ -57,7 +57,7 @@ class RequestContext:
         token_domain: dict[str, Any] = {}
         if self.domain_id:
             token_domain = {"id": self.domain_id, "name": self.domain_name}
-        return {
+        creds = {
             "user_id": self.user_id,
             "user_domain_id": self.user_domain_id,
             "project_id": self.project_id,
@@ -75,3 +75,6 @@ class RequestContext:
                 "domain": token_domain,
             },
         }
+        # Absent, not None: "domain_id:%(target.x)s" with both sides None would
+        # otherwise compare "None" == "None" and pass.
+        return {k: v for k, v in creds.items() if v is not None}

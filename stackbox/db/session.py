@@ -76,8 +76,8 @@ class Database:
                     if write:
                         session.commit()
                         hooks = session.info.pop(AFTER_COMMIT, [])
-                    else:
-                        session.rollback()
+                    # A read ends by close() alone: rollback() would expire the objects
+                    # it returns; close() detaches them with their loaded state intact.
                 except OperationalError as exc:
                     session.rollback()
                     if attempts < 5 and _is_retryable(exc):
