@@ -393,6 +393,8 @@ def delete_row(session: Session, project: models.Project) -> None:
     session.query(models.ProjectEndpointGroup).filter(
         models.ProjectEndpointGroup.project_id == project.id
     ).delete()
+    # Keystone drops the project's credentials (EC2 keys are project-bound) with it.
+    session.query(models.Credential).filter(models.Credential.project_id == project.id).delete()
     session.delete(project)
     revocations.revoke(session, project_id=project.id)
     runtime.changed(session)
