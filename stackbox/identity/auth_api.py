@@ -111,8 +111,8 @@ def _validate_subject(
     try:
         payload, facts = token_service.validate(session, token, allow_expired=allow_expired)
     except TokenNotValid:
-        # Policy first: who may not validate tokens learns nothing about this one.
-        resources.enforce(request, action, {"token": {"user_id": None}})
+        # As in Keystone, the subject token is resolved before the policy check
+        # (the check needs its user), so an invalid one is 404 for every caller.
         raise errors.not_found("token", token) from None
     resources.enforce(request, action, {"token": {"user_id": payload.user_id}})
     return payload, facts

@@ -202,8 +202,10 @@ def _inference(prior: models.Role, implied: models.Role) -> dict[str, Any]:
 
 def create_implied(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
     prior, implied = _pair(request, session, "identity:create_implied_role")
-    if implied.name in PROHIBITED_IMPLIED or domain_of(implied):
+    if implied.name in PROHIBITED_IMPLIED:
         raise rest.Forbidden(f"{implied.id} cannot be an implied roles.")
+    if domain_of(prior) is None and domain_of(implied) is not None:
+        raise rest.Forbidden("Global role cannot imply a domain-specific role")
     if prior.id == implied.id or prior.id in assignments.implied_closure(session, {implied.id}):
         raise rest.Forbidden(f"{implied.id} cannot be an implied roles.")
     key = (prior.id, implied.id)
