@@ -30,7 +30,14 @@ def _substitute(url: str, values: dict[str, str | None]) -> str | None:
     return None if missing else result
 
 
-def build(session: Session, user_id: str | None, project_id: str | None) -> list[dict[str, Any]]:
+def build(
+    session: Session,
+    user_id: str | None,
+    project_id: str | None,
+    allowed: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The catalog; with ``allowed``, only those endpoints (a project's endpoint filter),
+    and services left without endpoints are dropped, as Keystone's SQL catalog does."""
     values: dict[str, str | None] = {
         "tenant_id": project_id,
         "project_id": project_id,
@@ -49,6 +56,8 @@ def build(session: Session, user_id: str | None, project_id: str | None) -> list
     for service in services:
         rendered = []
         for endpoint in sorted(by_service.get(service.id, []), key=lambda e: e.interface):
+            if allowed is not None and endpoint.id not in allowed:
+                continue
             full = _substitute(endpoint.url, values)
             if full is None:
                 continue
@@ -61,6 +70,8 @@ def build(session: Session, user_id: str | None, project_id: str | None) -> list
                     "url": full,
                 }
             )
+        if allowed is not None and not rendered:
+            continue
         catalog.append(
             {
                 "endpoints": rendered,
