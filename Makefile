@@ -33,8 +33,8 @@ up: install
 	$(BIN)/stackbox up $(ARGS)
 
 lint: install
-	$(BIN)/ruff check stackbox tests bench
-	$(BIN)/ruff format --check stackbox tests bench
+	$(BIN)/ruff check stackbox tests bench scripts
+	$(BIN)/ruff format --check stackbox tests bench scripts
 	$(BIN)/lint-imports
 
 unit: install

@@ -202,6 +202,28 @@ def auth_system(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     return {"system": [{"all": True}] if has else [], "links": resources.collection_links(request)}
 
 
+def revoke_events(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
+    """OS-REVOKE: the revocation events (what other services' caches need to drop)."""
+    resources.enforce(request, "identity:list_revoke_events")
+    query = select(models.RevocationEvent).order_by(models.RevocationEvent.id)
+    since = request.arg("since")
+    if since:
+        moment = resources.parse_time(since, "since")
+        query = query.where(models.RevocationEvent.revoked_at > moment)
+    events = []
+    for event in session.scalars(query):
+        body: dict[str, Any] = {
+            "issued_before": resources.isotime(event.issued_before),
+            "revoked_at": resources.isotime(event.revoked_at),
+        }
+        for field in revocations.FIELDS:
+            value = getattr(event, field)
+            if value is not None:
+                body["application_credential_id" if field == "app_cred_id" else field] = value
+        events.append(body)
+    return {"events": events, "links": resources.collection_links(request)}
+
+
 ROUTES = [
     rest.Route("GET", "/", versions, auth=False, no_db=True),
     rest.Route("GET", "/v3", version_v3, auth=False, no_db=True),
@@ -213,4 +235,5 @@ ROUTES = [
     rest.Route("GET", "/v3/auth/projects", auth_projects),
     rest.Route("GET", "/v3/auth/domains", auth_domains),
     rest.Route("GET", "/v3/auth/system", auth_system),
+    rest.Route("GET", "/v3/OS-REVOKE/events", revoke_events),
 ]

@@ -141,3 +141,14 @@ def test_passwords_are_never_stored_in_clear(cloud: cloudfixture.Cloud) -> None:
     for password in ("first1", "second2", "right1", cloudfixture.ADMIN_PASSWORD):
         assert password.encode() not in raw
     assert b"$2b$" in raw  # bcrypt hashes
+
+
+def test_admin_reset_is_not_held_to_history(cloud: cloudfixture.Cloud, http: httpx.Client) -> None:
+    user = make_user(http, cloud, "reset-me", "reset1")
+    admin = {"X-Auth-Token": cloud.token()}
+    for _ in range(2):
+        again = http.patch(
+            f"/v3/users/{user['id']}", headers=admin, json={"user": {"password": "reset1"}}
+        )
+        assert again.status_code == 200, again.text
+    assert login(http, user["id"], "reset1").status_code == 201

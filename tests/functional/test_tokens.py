@@ -192,3 +192,34 @@ def test_garbage_tokens_are_401_not_500(cloud: Cloud) -> None:
         missing = http.get("/v3/users")
         assert missing.status_code == 401
         assert missing.json()["error"]["title"] == "Unauthorized"
+
+
+def test_token_method_with_a_revoked_token_is_404(cloud: Cloud) -> None:
+    subject = cloud.token("demo", project="demo")
+    with cloud.http() as http:
+        http.delete(
+            "/v3/auth/tokens", headers={"X-Auth-Token": subject, "X-Subject-Token": subject}
+        )
+        rescope = http.post(
+            "/v3/auth/tokens",
+            json={"auth": {"identity": {"methods": ["token"], "token": {"id": subject}}}},
+        )
+    assert rescope.status_code == 404
+    assert rescope.json()["error"]["title"] == "Not Found"
+
+
+def test_revocation_events_are_listed_for_admins(cloud: Cloud) -> None:
+    subject = cloud.token("alt_demo", project="alt_demo")
+    admin = cloud.token()
+    with cloud.http() as http:
+        shown = http.get(
+            "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": subject}
+        )
+        audit_id = shown.json()["token"]["audit_ids"][0]
+        http.delete("/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": subject})
+        events = http.get("/v3/OS-REVOKE/events", headers={"X-Auth-Token": admin})
+        assert events.status_code == 200
+        assert audit_id in {e.get("audit_id") for e in events.json()["events"]}
+        demo = cloud.token("demo", project="demo")
+        denied = http.get("/v3/OS-REVOKE/events", headers={"X-Auth-Token": demo})
+        assert denied.status_code == 403
