@@ -75,6 +75,11 @@ class TokenAuthenticator:
             raise errors.unauthorized() from None
         return self._remember(token, payload, facts, request_id)
 
+    def permits(
+        self, ctx: context.RequestContext, service_type: str, method: str, path: str
+    ) -> bool:
+        return token_service.access_rules_allow(ctx.access_rules, service_type, method, path)
+
     def _remember(
         self, token: str, payload: Any, facts: Any, request_id: str
     ) -> context.RequestContext:

@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stackbox import rest, validation
@@ -25,6 +25,7 @@ from stackbox.identity import (
     resources,
     runtime,
     token_service,
+    trusts,
     users,
 )
 from stackbox.identity.token_facts import TokenNotValid
@@ -267,7 +268,8 @@ def _token_method(db: db_session.Database, payload: dict[str, Any], scope: Any) 
     try:
         parent, facts = db.run(lambda s: token_service.validate(s, payload["id"]), write=False)
     except TokenNotValid:
-        raise _unauthorized() from None
+        # Keystone's token method looks the token up first: gone means 404, not 401.
+        raise errors.not_found("token", payload["id"]) from None
     if parent.trust_id:
         raise rest.Forbidden(
             "You are not authorized to perform the requested action: Using trust-scoped "
@@ -401,35 +403,63 @@ def _resolve_scope(session: Session, auth: Authenticated, scope: Any) -> Scope:
     return Scope(trust_id=scope["OS-TRUST:trust"]["id"])
 
 
-def _consume_trust(
-    db: db_session.Database, auth: Authenticated, trust_id: str
-) -> tuple[str, str | None, datetime.datetime | None]:
-    """Check the trustee, spend one use; return the token user, project and expiry."""
+@dataclasses.dataclass
+class _TrustUse:
+    trust_id: str
+    token_user: str
+    project_id: str | None
+    expires_at: datetime.datetime | None
+    limited: bool
 
-    def write(session: Session) -> tuple[str, str | None, datetime.datetime | None]:
+
+def _check_trust(db: db_session.Database, auth: Authenticated, trust_id: str) -> _TrustUse:
+    """Keystone's order: a trust that is gone, expired or used up is 401, a caller who is
+    not its trustee or a disabled trustor 403; no use is spent until a token is issued."""
+
+    def read(session: Session) -> _TrustUse:
         trust = session.get(models.Trust, trust_id)
-        now = resources.utcnow()
-        if trust is None or trust.deleted_at is not None:
-            raise errors.not_found("trust", trust_id)
+        if (
+            trust is None
+            or not trusts.is_live(trust, resources.utcnow())
+            or (trust.remaining_uses is not None and trust.remaining_uses <= 0)
+        ):
+            raise _unauthorized(f"Could not find trust: {trust_id}.")
+        problem = trusts.chain_problem(session, trust)
+        if problem:
+            raise rest.Forbidden(problem)
         if trust.trustee_user_id != auth.user_id:
-            raise rest.Forbidden(
-                "You are not authorized to perform the requested action: User "
-                f"{auth.user_id} is not a trustee."
-            )
-        if trust.expires_at is not None and trust.expires_at <= now:
-            raise errors.not_found("trust", trust_id)
-        if trust.remaining_uses is not None:
-            if trust.remaining_uses <= 0:
-                raise rest.Forbidden(
-                    "You are not authorized to perform the requested action: Trust has no "
-                    "remaining uses."
-                )
-            trust.remaining_uses -= 1
-            runtime.changed(session)
-        user = trust.trustor_user_id if trust.impersonation else trust.trustee_user_id
-        return user, trust.project_id, trust.expires_at
+            raise rest.Forbidden("User is not a trustee.")
+        trustor = session.get(models.User, trust.trustor_user_id)
+        if trustor is None or not trustor.enabled:
+            raise rest.Forbidden("Trustor is disabled.")
+        return _TrustUse(
+            trust_id=trust.id,
+            token_user=trust.trustor_user_id if trust.impersonation else trust.trustee_user_id,
+            project_id=trust.project_id,
+            expires_at=trust.expires_at,
+            limited=trust.remaining_uses is not None,
+        )
 
-    return db.run(write, write=True)
+    return db.run(read, write=False)
+
+
+def _spend_trust_use(db: db_session.Database, trust_id: str) -> None:
+    def write(session: Session) -> None:
+        # One conditional UPDATE, so concurrent requests never spend the same use twice.
+        spent = session.execute(
+            update(models.Trust)
+            .where(
+                models.Trust.id == trust_id,
+                models.Trust.deleted_at.is_(None),
+                models.Trust.remaining_uses > 0,
+            )
+            .values(remaining_uses=models.Trust.remaining_uses - 1)
+        )
+        if not spent.rowcount:  # type: ignore[attr-defined]
+            raise rest.Forbidden(f"No remaining uses for trust: {trust_id}.")
+        runtime.changed(session)
+
+    db.run(write, write=True)
 
 
 def authenticate(request: rest.ApiRequest, db: db_session.Database) -> rest.ApiResponse:
@@ -474,10 +504,12 @@ def authenticate(request: rest.ApiRequest, db: db_session.Database) -> rest.ApiR
     token_user = outcome.user_id
     expires_at = outcome.expires_at
     project_id = resolved.project_id
+    trust_use = None
     if resolved.trust_id:
-        token_user, project_id, trust_expiry = _consume_trust(db, outcome, resolved.trust_id)
-        if trust_expiry and (expires_at is None or trust_expiry < expires_at):
-            expires_at = trust_expiry
+        trust_use = _check_trust(db, outcome, resolved.trust_id)
+        token_user, project_id = trust_use.token_user, trust_use.project_id
+        if trust_use.expires_at and (expires_at is None or trust_use.expires_at < expires_at):
+            expires_at = trust_use.expires_at
 
     def issue(session: Session) -> tuple[str, Any, Any]:
         return token_service.issue(
@@ -496,7 +528,11 @@ def authenticate(request: rest.ApiRequest, db: db_session.Database) -> rest.ApiR
     try:
         token, payload, facts = db.run(issue, write=False)
     except TokenNotValid as exc:
+        if resolved.trust_id and "delegated roles" in str(exc):
+            raise rest.Forbidden("Trustee has no delegated roles.") from None
         raise _unauthorized(_scope_failure(exc, resolved, token_user)) from None
+    if trust_use is not None and trust_use.limited:
+        _spend_trust_use(db, trust_use.trust_id)
     include_catalog = not request.has_arg("nocatalog")
     return rest.ApiResponse(
         201,

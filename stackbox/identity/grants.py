@@ -10,7 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stackbox import rest
-from stackbox.identity import errors, groups, models, projects, resources, roles, runtime, users
+from stackbox.identity import (
+    app_creds,
+    errors,
+    groups,
+    models,
+    projects,
+    resources,
+    roles,
+    runtime,
+    users,
+)
 
 SYSTEM = "all"
 
@@ -190,6 +200,9 @@ def _handlers(actor_type: str, target_type: str, inherited: bool) -> list[rest.R
         if row is None:
             raise _assignment_not_found(role.id, grant)
         session.delete(row)
+        if actor_type == "user" and target_type == "project" and not inherited:
+            # As Keystone: credentials made from a role the user no longer has are gone.
+            app_creds.delete_for_user(session, grant.actor_id, grant.target_id)
         runtime.changed(session)
 
     def list_(request: rest.ApiRequest, session: Session) -> dict[str, Any]:

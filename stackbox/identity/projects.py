@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stackbox import policy, rest, validation
-from stackbox.identity import assignments, errors, models, resources, revocations, runtime
+from stackbox.identity import (
+    assignments,
+    errors,
+    models,
+    resources,
+    revocations,
+    runtime,
+    trusts,
+)
 
 MAX_DEPTH = 5
 MAX_TAGS = 80
@@ -395,6 +403,10 @@ def delete_row(session: Session, project: models.Project) -> None:
     ).delete()
     # Keystone drops the project's credentials (EC2 keys are project-bound) with it.
     session.query(models.Credential).filter(models.Credential.project_id == project.id).delete()
+    session.query(models.ApplicationCredential).filter(
+        models.ApplicationCredential.project_id == project.id
+    ).delete()
+    trusts.delete_for_project(session, project.id)
     session.delete(project)
     revocations.revoke(session, project_id=project.id)
     runtime.changed(session)

@@ -14,7 +14,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stackbox.identity import assignments, catalog, models, resources, runtime
+from stackbox.identity import (
+    assignments,
+    catalog,
+    endpoint_groups,
+    models,
+    resources,
+    runtime,
+    trusts,
+)
 
 
 class TokenNotValid(Exception):
@@ -94,34 +102,33 @@ def _role_refs(session: Session, role_ids: set[str]) -> tuple[dict[str, str], ..
 
 
 def _trust(session: Session, key: FactsKey) -> tuple[models.Trust, set[str]]:
+    """The trust behind a token while it holds (uses are spent at issue, not checked here)."""
     trust = session.get(models.Trust, key.trust_id)
-    now = resources.utcnow()
-    if trust is None or trust.deleted_at is not None:
-        raise TokenNotValid("trust is gone")
-    if trust.expires_at is not None and trust.expires_at <= now:
-        raise TokenNotValid("trust expired")
+    if trust is None or not trusts.is_live(trust, resources.utcnow()):
+        raise TokenNotValid("trust is gone or expired")
     if key.user_id not in (trust.trustor_user_id, trust.trustee_user_id):
         raise TokenNotValid("token user is not part of the trust")
+    problem = trusts.chain_problem(session, trust)
+    if problem:
+        raise TokenNotValid(f"trust chain is broken: {problem}")
     trustor = session.get(models.User, trust.trustor_user_id)
     trustee = session.get(models.User, trust.trustee_user_id)
     if trustor is None or not trustor.enabled or trustee is None or not trustee.enabled:
         raise TokenNotValid("trustor or trustee is disabled or gone")
-    wanted = set(
-        session.scalars(
-            select(models.TrustRole.role_id).where(models.TrustRole.trust_id == trust.id)
-        )
-    )
+    wanted = set(trusts.role_ids(session, trust.id))
+    # A redelegated trust delegates what the first trustor of the chain still holds.
+    origin = trusts.pedigree(session, trust)[-1] or trust
     held = (
-        {
-            r.id
-            for r in assignments.effective_roles(
-                session, trust.trustor_user_id, project_id=trust.project_id
-            )
-        }
+        assignments.implied_closure(
+            session,
+            assignments.direct_role_ids(
+                session, origin.trustor_user_id, project_id=trust.project_id
+            ),
+        )
         if trust.project_id
         else set()
     )
-    if trust.project_id and not wanted <= held:
+    if not assignments.implied_closure(session, wanted) <= held:
         raise TokenNotValid("trustor no longer holds the delegated roles")
     return trust, wanted
 
@@ -218,7 +225,8 @@ def load(session: Session, key: FactsKey) -> ScopeFacts:
         raise TokenNotValid("user has no role on the scope")
     cat: tuple[dict[str, Any], ...] = ()
     if scoped:
-        cat = tuple(catalog.build(session, key.user_id, key.project_id))
+        allowed = endpoint_groups.project_endpoint_ids(session, key.project_id)
+        cat = tuple(catalog.build(session, key.user_id, key.project_id, allowed))
     return ScopeFacts(
         user=user_body,
         user_domain_id=user.domain_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -185,4 +186,45 @@ def request_context(
         auth_methods=payload.methods,
         token=token,
         is_admin_project=bool(project),
+    )
+
+
+def _path_pattern(rule_path: str) -> re.Pattern[str]:
+    """keystonemiddleware's syntax: ``*`` and ``{name}`` match one segment, ``**`` any."""
+    parts = []
+    for match in re.finditer(r"(\{[^}]*\})|(\*\*)|(\*)|([^{}*]+)", rule_path):
+        tag, any_depth, one, literal = match.groups()
+        if any_depth:
+            parts.append(".*")
+        elif tag or one:
+            parts.append(r"[^/]+")
+        else:
+            parts.append(re.escape(literal))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+def access_rules_allow(
+    rules: tuple[dict[str, str], ...] | None, service_type: str, method: str, path: str
+) -> bool:
+    """Whether an application credential's access rules let its token make this request.
+
+    ``path`` is the request path below the service's endpoint (``/v3/users``,
+    ``/v2.1/servers/ID``). Keystone enforces this on its own API in its auth
+    middleware (keystonemiddleware's ``validate_allowed_request`` with service
+    type ``identity``) and answers 401 when no rule matches; validating a token
+    (``GET /v3/auth/tokens``) is always allowed. No rules at all means no limit.
+    """
+    if rules is None:
+        return True
+    if (
+        service_type == "identity"
+        and method == "GET"
+        and path.rstrip("/").endswith("/v3/auth/tokens")
+    ):
+        return True
+    return any(
+        rule["service"] == service_type
+        and rule["method"] == method
+        and _path_pattern(rule["path"]).match(path) is not None
+        for rule in rules
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from stackbox import rest
 from stackbox.db import session as db_session
 from stackbox.identity import (
+    app_creds,
     assignments,
     errors,
     models,
@@ -319,6 +320,8 @@ def update(request: rest.ApiRequest, db: db_session.Database) -> dict[str, Any]:
             raise errors.duplicate("user", ref.get("name", user.name), user.domain_id) from None
         if was_enabled and not user.enabled:
             revocations.revoke(session, user_id=user.id)
+            # As Keystone: a disabled user's application credentials go with it.
+            app_creds.delete_for_user(session, user.id)
         if hashed is not None:
             session.add(_new_password_row(user.id, hashed, user.options, self_service=False))
             revocations.revoke(session, user_id=user.id)

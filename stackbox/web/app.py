@@ -41,6 +41,10 @@ class Authenticator(Protocol):
 
     def load(self, session: Any, token: str, request_id: str) -> context.RequestContext: ...
 
+    def permits(
+        self, ctx: context.RequestContext, service_type: str, method: str, path: str
+    ) -> bool: ...
+
 
 class _CompiledRoute:
     __slots__ = ("regex", "route")
@@ -219,6 +223,10 @@ class StackboxApp:
                     lambda s: self.authenticator.load(s, token, request_id),
                     write=False,
                 )
+            # An application credential's access rules limit its tokens on every
+            # service, identity included (401, as Keystone's auth middleware answers).
+            if not self.authenticator.permits(ctx, service.api.name, method, sub_path):
+                raise rest.Unauthorized("The request you have made requires authentication.")
 
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
