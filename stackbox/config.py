@@ -148,4 +148,23 @@ def load(flags: dict[str, Any] | None = None, config_file: Path | None = None) -
         raise ConfigError(f"config file {config_file} does not exist")
     _apply(settings, env, "")
     _apply(settings, flags, "")
+    check(settings)
     return settings
+
+
+def check(settings: Settings) -> None:
+    """Refuse values the services cannot run with, naming the setting."""
+    identity = settings.identity
+    if not 4 <= identity.bcrypt_rounds <= 31:
+        raise ConfigError(
+            f"setting identity.bcrypt_rounds: {identity.bcrypt_rounds} is not "
+            "between 4 and 31 (bcrypt's range)"
+        )
+    if identity.max_active_keys < 2:
+        raise ConfigError(
+            "setting identity.max_active_keys: must be at least 2 (a staged and a primary key)"
+        )
+    if identity.token_expiration < 1:
+        raise ConfigError("setting identity.token_expiration: must be at least 1 second")
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"setting port: {settings.port} is not a TCP port")

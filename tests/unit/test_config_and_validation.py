@@ -64,3 +64,12 @@ def test_errors_name_the_field(body: dict[str, object], field: str) -> None:
     with pytest.raises(rest.BadRequest) as caught:
         validation.check(SCHEMA, body)
     assert f"Invalid input for field {field}" in caught.value.message
+
+
+def test_out_of_range_values_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKBOX_IDENTITY_BCRYPT_ROUNDS", "3")
+    with pytest.raises(config.ConfigError, match=r"identity\.bcrypt_rounds: 3"):
+        config.load({"state_dir": tmp_path})
+    monkeypatch.delenv("STACKBOX_IDENTITY_BCRYPT_ROUNDS")
+    with pytest.raises(config.ConfigError, match="not a TCP port"):
+        config.load({"state_dir": tmp_path, "port": 70000})
