@@ -35,6 +35,7 @@ up: install
 lint: install
 	$(BIN)/ruff check stackbox tests bench scripts
 	$(BIN)/ruff format --check stackbox tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 unit: install

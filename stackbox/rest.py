@@ -12,8 +12,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from stackbox import context
 
 _NO_BODY = object()
@@ -53,7 +51,8 @@ class ApiResponse:
     content_type: str = "application/json"
 
 
-Handler = Callable[[ApiRequest, Session], "ApiResponse | dict[str, Any] | None"]
+# The second argument is a Session, or the Database for manual_tx routes.
+Handler = Callable[[ApiRequest, Any], "ApiResponse | dict[str, Any] | None"]
 
 
 @dataclasses.dataclass(frozen=True)

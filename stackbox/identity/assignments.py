@@ -8,7 +8,7 @@ never appear in tokens themselves, only the global roles they imply.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from stackbox.identity import models
@@ -56,7 +56,7 @@ def implied_closure(session: Session, role_ids: set[str]) -> set[str]:
     return result
 
 
-def _actor_clause(user_id: str, groups: list[str]) -> object:
+def _actor_clause(user_id: str, groups: list[str]) -> ColumnElement[bool]:
     clauses = [and_(models.Assignment.actor_type == "user", models.Assignment.actor_id == user_id)]
     if groups:
         clauses.append(
@@ -123,7 +123,3 @@ def effective_roles(
         select(models.Role).where(models.Role.id.in_(ids), models.Role.domain_id == models.GLOBAL)
     )
     return sorted(roles, key=lambda r: r.name)
-
-
-def has_any_role_in_project_tree(session: Session, user_id: str, project_id: str) -> bool:
-    return bool(direct_role_ids(session, user_id, project_id=project_id))

@@ -13,6 +13,7 @@ from stackbox import context, rest
 from stackbox.identity import (
     assignments,
     authenticate,
+    domains,
     errors,
     models,
     projects,
@@ -183,8 +184,6 @@ def auth_projects(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
 
 
 def auth_domains(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
-    from stackbox.identity import domains
-
     resources.enforce(request, "identity:get_auth_domains")
     user_id = request.context.user_id
     assert user_id is not None

@@ -147,21 +147,21 @@ def create_project_row(
             raise rest.BadRequest("Invalid input for field 'domain_id': a domain has no domain")
         domain_id = models.ROOT_DOMAIN
     else:
-        domain_id = ref.get("domain_id")
+        requested: str | None = ref.get("domain_id")
         if parent_id:
             parent = session.get(models.Project, parent_id)
             if parent is None:
                 raise errors.not_found("project", parent_id)
             parent_domain = parent.id if parent.is_domain else parent.domain_id
-            if domain_id and domain_id != parent_domain:
+            if requested and requested != parent_domain:
                 raise rest.BadRequest(
                     "Cannot create project, the parent "
                     f"({parent_id}) is in a different domain ({parent_domain})."
                 )
-            domain_id = parent_domain
+            requested = parent_domain
             if not parent.is_domain and depth(session, parent) >= MAX_DEPTH:
                 raise rest.Forbidden(f"Max hierarchy depth reached for {parent_id} branch.")
-        domain_id = domain_id or default_domain
+        domain_id = requested or default_domain
         domain = session.get(models.Project, domain_id)
         if domain is None or not domain.is_domain:
             raise errors.not_found("domain", domain_id)
@@ -377,6 +377,7 @@ def update_row(session: Session, project: models.Project, ref: dict[str, Any], k
 def delete(request: rest.ApiRequest, session: Session) -> None:
     project = _project_or_404(request, session, "identity:delete_project")
     if project.is_domain:
+        # Imported here: domains builds its schemas from this module's at import time.
         from stackbox.identity import domains
 
         domains.delete_domain_row(session, project)

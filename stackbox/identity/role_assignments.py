@@ -127,7 +127,7 @@ def _effective(session: Session, entries: list[Entry]) -> list[Entry]:
     result: list[Entry] = []
     seen: set[tuple[Any, ...]] = set()
     for e in expanded:
-        pending = [(e.role_id, None)]
+        pending: list[tuple[str, str | None]] = [(e.role_id, None)]
         visited: set[str] = set()
         while pending:
             role_id, prior = pending.pop()

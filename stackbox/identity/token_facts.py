@@ -249,7 +249,7 @@ def cached_or_load(session: Session, key: FactsKey) -> ScopeFacts:
         if isinstance(found, TokenNotValid):
             raise found
         if found.valid_until is None or found.valid_until > resources.utcnow():
-            return found  # type: ignore[no-any-return]
+            return found
     generation = rt.generation
     try:
         facts = load(session, key)

@@ -80,7 +80,7 @@ def decode(token: str, *, allow_expired: bool = False) -> tokens.TokenPayload:
 
 
 def _check_revoked(payload: tokens.TokenPayload, facts: ScopeFacts) -> None:
-    users = (payload.user_id,)
+    users: tuple[str, ...] = (payload.user_id,)
     if facts.trust:
         users = (facts.trust["trustor_user"]["id"], facts.trust["trustee_user"]["id"])
     domains = tuple(

@@ -6,6 +6,7 @@ transactions (``manual_tx``): read, hash with no transaction open, then write.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,8 +19,10 @@ from stackbox.identity import (
     app_creds,
     assignments,
     errors,
+    groups,
     models,
     passwords,
+    projects,
     resources,
     revocations,
     runtime,
@@ -397,8 +400,6 @@ def change_password(request: rest.ApiRequest, db: db_session.Database) -> None:
         )
     settings = runtime.get().settings
     if settings.minimum_password_age and current.self_service:
-        import datetime
-
         ready = current.created_at + datetime.timedelta(days=settings.minimum_password_age)
         now = resources.utcnow()
         if now < ready:
@@ -429,8 +430,6 @@ def password_get_not_allowed(request: rest.ApiRequest, session: Session) -> None
 
 
 def list_projects(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
-    from stackbox.identity import projects
-
     user = session.get(models.User, request.path_params["user_id"])
     resources.enforce(
         request,
@@ -458,8 +457,6 @@ def projects_with_roles(session: Session, user_id: str) -> list[models.Project]:
 
 
 def list_groups(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
-    from stackbox.identity import groups
-
     user = session.get(models.User, request.path_params["user_id"])
     resources.enforce(
         request,

@@ -248,9 +248,9 @@ class StackboxApp:
         if result is not None:
             pass
         elif route.no_db:
-            result = route.handler(api_request, None)  # type: ignore[arg-type]
+            result = route.handler(api_request, None)
         elif route.manual_tx:
-            result = await run_in_threadpool(route.handler, api_request, self.db)  # type: ignore[arg-type]
+            result = await run_in_threadpool(route.handler, api_request, self.db)
         else:
             result = await run_in_threadpool(
                 self.db.run, lambda s: route.handler(api_request, s), write=route.writes
