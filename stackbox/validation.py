@@ -61,3 +61,24 @@ ID = {"type": "string", "minLength": 1, "maxLength": 64}
 OPTIONAL_ID = {"type": ["string", "null"], "minLength": 1, "maxLength": 64}
 DESCRIPTION = {"type": ["string", "null"]}
 BOOLEAN = {"type": "boolean"}
+
+
+def creating(properties: dict[str, Any], *required: str, extra: bool = True) -> dict[str, Any]:
+    """A create body's schema: these fields, ``required`` ones present; ``extra`` allows
+    unknown fields (Keystone keeps them as extra attributes of most resources)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": extra,
+    }
+
+
+def updating(properties: dict[str, Any], *, extra: bool = True) -> dict[str, Any]:
+    """An update body's schema: any non-empty subset of the fields."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "minProperties": 1,
+        "additionalProperties": extra,
+    }

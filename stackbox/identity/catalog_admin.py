@@ -28,18 +28,8 @@ _SERVICE_PROPERTIES: dict[str, Any] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "enabled": {"type": "boolean"},
 }
-SERVICE_CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _SERVICE_PROPERTIES,
-    "required": ["type"],
-    "additionalProperties": True,
-}
-SERVICE_UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _SERVICE_PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+SERVICE_CREATE_SCHEMA = validation.creating(_SERVICE_PROPERTIES, "type")
+SERVICE_UPDATE_SCHEMA = validation.updating(_SERVICE_PROPERTIES)
 
 _ENDPOINT_PROPERTIES: dict[str, Any] = {
     "enabled": {"type": "boolean"},
@@ -58,12 +48,7 @@ ENDPOINT_CREATE_SCHEMA = {
     "required": ["interface", "service_id", "url"],
     "additionalProperties": True,
 }
-ENDPOINT_UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _ENDPOINT_PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+ENDPOINT_UPDATE_SCHEMA = validation.updating(_ENDPOINT_PROPERTIES)
 ENDPOINT_QUERY_SCHEMA = {
     "type": "object",
     "properties": {"interface": {"type": "string", "enum": INTERFACES}},
@@ -82,12 +67,7 @@ REGION_CREATE_SCHEMA = {
     "properties": {**_REGION_PROPERTIES, "id": {**_REGION_ID, "minLength": 0}},
     "additionalProperties": True,
 }
-REGION_UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _REGION_PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+REGION_UPDATE_SCHEMA = validation.updating(_REGION_PROPERTIES)
 REGION_QUERY_SCHEMA = {
     "type": "object",
     "properties": {"parent_region_id": _REGION_ID},

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stackbox import rest
+from stackbox import rest, validation
 from stackbox.identity import errors, models, projects, resources, runtime
 
 _PROPERTIES: dict[str, Any] = {
@@ -18,18 +18,8 @@ _PROPERTIES: dict[str, Any] = {
     "options": projects._OPTIONS,
     "explicit_domain_id": {"type": "string", "minLength": 1, "maxLength": 64},
 }
-CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "required": ["name"],
-    "additionalProperties": True,
-}
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+CREATE_SCHEMA = validation.creating(_PROPERTIES, "name")
+UPDATE_SCHEMA = validation.updating(_PROPERTIES)
 
 
 def render(session: Session, domain: models.Project) -> dict[str, Any]:

@@ -36,18 +36,8 @@ _GROUP_PROPERTIES: dict[str, Any] = {
         },
     },
 }
-CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _GROUP_PROPERTIES,
-    "required": ["name", "filters"],
-    "additionalProperties": False,
-}
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _GROUP_PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": False,
-}
+CREATE_SCHEMA = validation.creating(_GROUP_PROPERTIES, "name", "filters", extra=False)
+UPDATE_SCHEMA = validation.updating(_GROUP_PROPERTIES, extra=False)
 LIST_QUERY_SCHEMA = {
     "type": "object",
     "properties": {"name": validation.NAME},

@@ -137,24 +137,29 @@ def _check_domain_role(session: Session, grant: Grant, role: models.Role) -> Non
 
 
 def _handlers(actor_type: str, target_type: str, inherited: bool) -> list[rest.Route]:
-    def role_or_none(session: Session, request: rest.ApiRequest) -> models.Role | None:
-        return session.get(models.Role, request.path_params["role_id"])
-
-    def put(request: rest.ApiRequest, session: Session) -> None:
-        role = role_or_none(session, request)
+    def stored(
+        request: rest.ApiRequest, session: Session, verb: str
+    ) -> tuple[Grant, models.Role, models.Assignment | None]:
+        """The grant a route names, its role, and the stored assignment if there is one."""
+        role_id = request.path_params["role_id"]
+        role = session.get(models.Role, role_id)
         grant = _resolve(
             request,
             session,
             actor_type,
             target_type,
             inherited,
-            _action(target_type, actor_type, "create"),
+            _action(target_type, actor_type, verb),
             role,
-            request.path_params["role_id"],
+            role_id,
         )
-        assert role is not None
+        assert role is not None  # _resolve raised 404 otherwise
+        return grant, role, session.get(models.Assignment, _key(grant, role.id))
+
+    def put(request: rest.ApiRequest, session: Session) -> None:
+        grant, role, existing = stored(request, session, "create")
         _check_domain_role(session, grant, role)
-        if session.get(models.Assignment, _key(grant, role.id)) is None:
+        if existing is None:
             session.add(
                 models.Assignment(
                     actor_type=actor_type,
@@ -168,38 +173,15 @@ def _handlers(actor_type: str, target_type: str, inherited: bool) -> list[rest.R
             runtime.changed(session)
 
     def check(request: rest.ApiRequest, session: Session) -> None:
-        role = role_or_none(session, request)
-        grant = _resolve(
-            request,
-            session,
-            actor_type,
-            target_type,
-            inherited,
-            _action(target_type, actor_type, "check"),
-            role,
-            request.path_params["role_id"],
-        )
-        assert role is not None
-        if session.get(models.Assignment, _key(grant, role.id)) is None:
+        grant, role, existing = stored(request, session, "check")
+        if existing is None:
             raise _assignment_not_found(role.id, grant)
 
     def revoke(request: rest.ApiRequest, session: Session) -> None:
-        role = role_or_none(session, request)
-        grant = _resolve(
-            request,
-            session,
-            actor_type,
-            target_type,
-            inherited,
-            _action(target_type, actor_type, "revoke"),
-            role,
-            request.path_params["role_id"],
-        )
-        assert role is not None
-        row = session.get(models.Assignment, _key(grant, role.id))
-        if row is None:
+        grant, role, existing = stored(request, session, "revoke")
+        if existing is None:
             raise _assignment_not_found(role.id, grant)
-        session.delete(row)
+        session.delete(existing)
         if actor_type == "user" and target_type == "project" and not inherited:
             # As Keystone: credentials made from a role the user no longer has are gone.
             app_creds.delete_for_user(session, grant.actor_id, grant.target_id)

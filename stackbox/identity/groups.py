@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stackbox import rest
+from stackbox import rest, validation
 from stackbox.identity import errors, models, resources, runtime, users
 
 _PROPERTIES: dict[str, Any] = {
@@ -16,18 +16,8 @@ _PROPERTIES: dict[str, Any] = {
     "domain_id": {"type": "string", "minLength": 1, "maxLength": 64},
     "description": {"type": ["string", "null"]},
 }
-CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "required": ["name"],
-    "additionalProperties": True,
-}
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+CREATE_SCHEMA = validation.creating(_PROPERTIES, "name")
+UPDATE_SCHEMA = validation.updating(_PROPERTIES)
 
 
 def render(group: models.Group) -> dict[str, Any]:

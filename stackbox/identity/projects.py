@@ -44,18 +44,8 @@ _PROPERTIES: dict[str, Any] = {
     "tags": TAGS,
     "options": _OPTIONS,
 }
-CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "required": ["name"],
-    "additionalProperties": True,
-}
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+CREATE_SCHEMA = validation.creating(_PROPERTIES, "name")
+UPDATE_SCHEMA = validation.updating(_PROPERTIES)
 TAGS_BODY_SCHEMA = {
     "type": "object",
     "properties": {"tags": TAGS},

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stackbox import rest
+from stackbox import rest, validation
 from stackbox.identity import assignments, errors, models, resources, runtime
 
 # Keystone refuses to let any role imply admin (``[assignment] prohibited_implied_role``).
@@ -25,18 +25,8 @@ _PROPERTIES: dict[str, Any] = {
     "description": {"type": ["string", "null"]},
     "options": _OPTIONS,
 }
-CREATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "required": ["name"],
-    "additionalProperties": True,
-}
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+CREATE_SCHEMA = validation.creating(_PROPERTIES, "name")
+UPDATE_SCHEMA = validation.updating(_PROPERTIES)
 
 
 def domain_of(role: models.Role) -> str | None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stackbox import rest
+from stackbox import rest, validation
 from stackbox.db import session as db_session
 from stackbox.identity import (
     app_creds,
@@ -73,12 +73,7 @@ CREATE_SCHEMA = {
     # Keystone keeps unknown attributes of a user as extra properties.
     "additionalProperties": True,
 }
-UPDATE_SCHEMA = {
-    "type": "object",
-    "properties": _USER_PROPERTIES,
-    "minProperties": 1,
-    "additionalProperties": True,
-}
+UPDATE_SCHEMA = validation.updating(_USER_PROPERTIES)
 PASSWORD_CHANGE_SCHEMA = {
     "type": "object",
     "properties": {
