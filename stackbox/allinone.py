@@ -247,7 +247,8 @@ def up(settings: config.Settings, out: TextIO = sys.stdout) -> int:
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
-                log_level=settings.log_level,
+                # `up` prints its own progress; uvicorn's start/stop chatter only at debug.
+                log_level=settings.log_level if settings.log_level != "info" else "warning",
                 access_log=settings.log_level == "debug",
                 lifespan="on",
                 timeout_graceful_shutdown=10,

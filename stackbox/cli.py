@@ -29,6 +29,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level != "debug":
+        # Alembic reports every step at INFO; `up` says "database migrated" itself.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return allinone.up(settings)
     except allinone.StartupError as exc:
