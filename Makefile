@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages stackbox needs on the host (more arrive with the data plane).
-DEB_PACKAGES := python3-venv python3-dev gcc iproute2 procps
+DEB_PACKAGES := python3-venv python3-dev gcc
 TEMPEST_SELECT ?= gate
 
 .PHONY: install up test lint unit functional e2e tempest tempest-full bench clean deb
