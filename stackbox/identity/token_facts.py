@@ -247,7 +247,8 @@ def cached_or_load(session: Session, key: FactsKey) -> ScopeFacts:
     found = rt.cached_facts(key)
     if found is not None:
         if isinstance(found, TokenNotValid):
-            raise found
+            # A fresh exception each time: re-raising one instance grows its traceback.
+            raise TokenNotValid(str(found))
         if found.valid_until is None or found.valid_until > resources.utcnow():
             return found
     generation = rt.generation

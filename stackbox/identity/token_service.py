@@ -119,7 +119,7 @@ def validate(
         ):
             raise LookupError(token)
         if isinstance(cached, TokenNotValid):
-            raise cached
+            raise TokenNotValid(str(cached))
         facts = cached
     else:
         facts = token_facts.cached_or_load(session, key)
