@@ -31,6 +31,7 @@ from stackbox.identity import (
     models,
     passwords,
     resources,
+    roles,
     runtime,
 )
 
@@ -177,18 +178,6 @@ def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(64)).rstrip(b"=").decode()
 
 
-def _role_by_name(session: Session, name: str) -> models.Role:
-    found = list(session.scalars(select(models.Role).where(models.Role.name == name)))
-    if not found:
-        raise errors.not_found("role", name)
-    if len(found) > 1:
-        raise rest.BadRequest(
-            f"There are multiple role entities named '{name}'. Please use ID instead of "
-            "names to resolve the ambiguity."
-        )
-    return found[0]
-
-
 def _invalid(detail: str) -> rest.BadRequest:
     return rest.BadRequest(f"Invalid application credential: {detail}")
 
@@ -200,7 +189,7 @@ def _chosen_roles(
     token_roles = list(request.context.role_ids)
     if not refs:
         return token_roles
-    asked = [r["id"] if "id" in r else _role_by_name(session, r["name"]).id for r in refs]
+    asked = [r["id"] if "id" in r else roles.role_by_name(session, r["name"]).id for r in refs]
     wanted = list(dict.fromkeys(asked))
     for role_id in sorted(assignments.implied_closure(session, set(wanted)) - set(wanted)):
         wanted.append(role_id)

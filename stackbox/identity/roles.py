@@ -64,6 +64,19 @@ def get_role(session: Session, role_id: str) -> models.Role:
     return resources.get_or_404(session, models.Role, role_id, "role")
 
 
+def role_by_name(session: Session, name: str) -> models.Role:
+    """The one role with this name, global or domain-specific (400 when ambiguous)."""
+    found = list(session.scalars(select(models.Role).where(models.Role.name == name)))
+    if not found:
+        raise errors.not_found("role", name)
+    if len(found) > 1:
+        raise rest.BadRequest(
+            f"There are multiple role entities named '{name}'. Please use ID instead of "
+            "names to resolve the ambiguity."
+        )
+    return found[0]
+
+
 def _role_action(role: models.Role | None, ref: dict[str, Any] | None, verb: str) -> str:
     domain = (ref or {}).get("domain_id") if role is None else domain_of(role)
     return f"identity:{verb}_domain_role" if domain else f"identity:{verb}_role"

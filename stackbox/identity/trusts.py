@@ -24,6 +24,7 @@ from stackbox.identity import (
     models,
     resources,
     revocations,
+    roles,
     runtime,
 )
 
@@ -248,18 +249,6 @@ def target(trust: models.Trust) -> dict[str, Any]:
 # -- create -----------------------------------------------------------------------------------
 
 
-def _role_by_name(session: Session, name: str) -> models.Role:
-    found = list(session.scalars(select(models.Role).where(models.Role.name == name)))
-    if not found:
-        raise errors.not_found("role", name)
-    if len(found) > 1:
-        raise rest.BadRequest(
-            f"There are multiple role entities named '{name}'. Please use ID instead of "
-            "names to resolve the ambiguity."
-        )
-    return found[0]
-
-
 def _names_a_role(session: Session, name: str) -> bool:
     return (
         session.scalars(select(models.Role.id).where(models.Role.name == name)).first() is not None
@@ -270,11 +259,11 @@ def _requested_role_ids(session: Session, refs: list[dict[str, str]]) -> list[st
     ids: list[str] = []
     for ref in refs:
         if "name" in ref:
-            role_id = _role_by_name(session, ref["name"]).id
+            role_id = roles.role_by_name(session, ref["name"]).id
         elif session.get(models.Role, ref["id"]) is None and _names_a_role(session, ref["id"]):
             # The openstack CLI sends a role name as its id when the caller may not look
             # roles up (any non-admin); Keystone then answers 404, which helps no one.
-            role_id = _role_by_name(session, ref["id"]).id
+            role_id = roles.role_by_name(session, ref["id"]).id
         else:
             role_id = ref["id"]
         if role_id not in ids:
