@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,20 @@ def wait_ready(
                 return
         time.sleep(0.05)
     raise RuntimeError(f"stackbox up did not answer: {log.read_text()}")
+
+
+class ProjectMember:
+    """A user made for one test: `member` (hence `reader`) of a project of its own."""
+
+    def __init__(self, cloud: Cloud, admin: openstack.connection.Connection) -> None:
+        self.name = f"u-{uuid.uuid4().hex[:10]}"
+        self.password = f"pw-{uuid.uuid4().hex}"
+        self.project = admin.identity.create_project(name=f"p-{self.name}", domain_id="default")
+        self.id = admin.identity.create_user(name=self.name, password=self.password).id
+        admin.identity.assign_project_role_to_user(
+            self.project, self.id, admin.identity.find_role("member")
+        )
+        self.cloud = cloud
+
+    def token(self) -> str:
+        return self.cloud.token(self.name, self.password, project=self.project.name)

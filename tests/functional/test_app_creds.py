@@ -13,26 +13,17 @@ import openstack.exceptions
 import pytest
 
 from stackbox.identity import token_service
+from tests import cloudfixture
 from tests.cloudfixture import Cloud
 
 
-class Owner:
-    """A user made for one test: member (hence also reader) of a project of its own."""
+class Owner(cloudfixture.ProjectMember):
+    """A user who makes application credentials."""
 
     def __init__(self, cloud: Cloud, admin: Any) -> None:
-        self.name = f"u-{uuid.uuid4().hex[:10]}"
-        self.password = f"pw-{uuid.uuid4().hex}"
-        self.project = admin.identity.create_project(name=f"p-{self.name}", domain_id="default")
-        self.id = admin.identity.create_user(name=self.name, password=self.password).id
-        admin.identity.assign_project_role_to_user(
-            self.project, self.id, admin.identity.find_role("member")
-        )
-        self.cloud = cloud
+        super().__init__(cloud, admin)
         self.creds = f"/v3/users/{self.id}/application_credentials"
         self.rules = f"/v3/users/{self.id}/access_rules"
-
-    def token(self) -> str:
-        return self.cloud.token(self.name, self.password, project=self.project.name)
 
     def sdk(self) -> Any:
         return self.cloud.connect(

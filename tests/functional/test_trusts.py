@@ -11,26 +11,14 @@ import httpx
 import openstack.connection
 import pytest
 
+from tests import cloudfixture
 from tests.cloudfixture import Cloud
 
 TRUSTS = "/v3/OS-TRUST/trusts"
 
 
-class Party:
-    """A user made for one test: member of a project of its own."""
-
-    def __init__(self, cloud: Cloud, admin: Any) -> None:
-        self.name = f"u-{uuid.uuid4().hex[:10]}"
-        self.password = f"pw-{uuid.uuid4().hex}"
-        self.project = admin.identity.create_project(name=f"p-{self.name}", domain_id="default")
-        self.id = admin.identity.create_user(name=self.name, password=self.password).id
-        admin.identity.assign_project_role_to_user(
-            self.project, self.id, admin.identity.find_role("member")
-        )
-        self.cloud = cloud
-
-    def token(self) -> str:
-        return self.cloud.token(self.name, self.password, project=self.project.name)
+class Party(cloudfixture.ProjectMember):
+    """A trustor or trustee."""
 
     def trust_token(self, trust_id: str) -> httpx.Response:
         body = {
