@@ -69,6 +69,26 @@ def test_project_hierarchy_and_tags(admin) -> None:  # type: ignore[no-untyped-d
     admin.identity.delete_project(top)
 
 
+def test_deleting_or_disabling_a_project_ends_its_tokens(cloud: Cloud, admin) -> None:  # type: ignore[no-untyped-def]
+    member = admin.identity.find_role("member")
+    user = admin.identity.create_user(name="frank", password="frank-pw")
+    doomed = admin.identity.create_project(name="doomed", domain_id="default")
+    paused = admin.identity.create_project(name="paused", domain_id="default")
+    for project in (doomed, paused):
+        admin.identity.assign_project_role_to_user(project, user, member)
+    doomed_token = cloud.token("frank", "frank-pw", project="doomed")
+    paused_token = cloud.token("frank", "frank-pw", project="paused")
+    admin.identity.delete_project(doomed)
+    admin.identity.update_project(paused, is_enabled=False)
+    admin.identity.update_project(paused, is_enabled=True)
+    with cloud.http() as http:
+        for token in (doomed_token, paused_token):
+            used = http.get("/v3/auth/projects", headers={"X-Auth-Token": token})
+            assert used.status_code == 401
+    # A fresh token on the re-enabled project works again.
+    assert cloud.token("frank", "frank-pw", project="paused")
+
+
 def test_domain_lifecycle(admin) -> None:  # type: ignore[no-untyped-def]
     domain = admin.identity.create_domain(name="dom1", description="first")
     project = admin.identity.create_project(name="inside", domain_id=domain.id)
