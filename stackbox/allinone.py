@@ -35,6 +35,7 @@ LOG = logging.getLogger(__name__)
 # Every catalog entry this build serves.
 SERVICES = [
     bootstrap.ServiceEntry("identity", "keystone", "/identity", "Identity Service"),
+    bootstrap.ServiceEntry("image", "glance", "/image", "Image Service"),
 ]
 
 ACCOUNTS = (
@@ -274,6 +275,7 @@ def _ready(settings: config.Settings, out: TextIO, elapsed: float) -> None:
     base = settings.base_url
     _say(out, f"stackbox: ready in {elapsed:.1f}s at {base}")
     _say(out, f"  identity  {base}/identity/v3")
+    _say(out, f"  image     {base}/image/v2")
     _say(
         out,
         f"  clouds.yaml: {settings.state_dir / 'clouds.yaml'} (merged into "

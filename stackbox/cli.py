@@ -54,7 +54,11 @@ def cmd_policy_dump(args: argparse.Namespace) -> int:
     from stackbox import policy
     from stackbox.web import assembly
 
-    print(policy.dump(assembly.policy_rules()))
+    rules = assembly.policy_rules()
+    if args.service not in rules:
+        print(f"stackbox: no service {args.service!r}; one of {', '.join(rules)}", file=sys.stderr)
+        return 2
+    print(policy.dump(rules[args.service]))
     return 0
 
 
@@ -86,7 +90,13 @@ def parser() -> argparse.ArgumentParser:
 
     pol = sub.add_parser("policy", help="policy defaults")
     psub = pol.add_subparsers(dest="policy_command", required=True)
-    dump = psub.add_parser("dump", help="print the default rules as a policy.yaml")
+    dump = psub.add_parser("dump", help="print a service's default rules as a policy file")
+    dump.add_argument(
+        "service",
+        nargs="?",
+        default="identity",
+        help="identity (default) or image; the file goes to <state-dir>/policy/<service>.yaml",
+    )
     dump.set_defaults(func=cmd_policy_dump)
     return top
 

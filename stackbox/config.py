@@ -42,6 +42,24 @@ class IdentitySettings:
 
 
 @dataclasses.dataclass
+class ImageSettings:
+    # Filesystem stores, "name" or "name:/path" separated by commas; the first is the
+    # default. A store without a path lives in <state-dir>/images/<name>.
+    stores: str = "file"
+    # Per-project quotas (0 = unlimited): images, and total bytes of their data.
+    quota_image_count: int = 0
+    quota_image_size_total: int = 0
+    quota_image_stage_total: int = 0
+    # Largest image accepted, in bytes (Glance's image_size_cap: 1 TiB).
+    image_size_cap: int = 1099511627776
+    # Import methods offered by /v2/info/import.
+    import_methods: str = "glance-direct,copy-image"
+    # The node image cache: where, how big, and how often queued images are fetched.
+    cache_max_size: int = 10 * 1024**3
+    cache_prefetch_interval: int = 300
+
+
+@dataclasses.dataclass
 class Settings:
     state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir())
     host: str = "127.0.0.1"
@@ -52,6 +70,7 @@ class Settings:
     admin_password: str = ""
     log_level: str = "info"
     identity: IdentitySettings = dataclasses.field(default_factory=IdentitySettings)
+    image: ImageSettings = dataclasses.field(default_factory=ImageSettings)
 
     @property
     def base_url(self) -> str:

@@ -1,8 +1,9 @@
 """Policy enforcement with oslo.policy.
 
 Each service keeps its default rules in its own ``policies.py``; the app registers
-them here at start. An operator's ``policy.yaml`` in the state dir overrides any
-rule. oslo.policy always enforces ``scope_types``, so a rule limited to system and
+them here at start, one enforcer per service. An operator's
+``<state-dir>/policy/<service>.yaml`` overrides any rule of that service.
+oslo.policy always enforces ``scope_types``, so a rule limited to system and
 project scope refuses a domain-scoped token before its check string runs.
 """
 
@@ -26,12 +27,15 @@ class PolicyNotAuthorized(Exception):
         self.action = action
 
 
-_enforcer: oslo_policy.Enforcer | None = None
+# One enforcer per service: services name their rules independently (Glance's and
+# Neutron's rule names carry no prefix, and both define e.g. "default").
+_enforcers: dict[str, oslo_policy.Enforcer] = {}
 
 
-def init(rules: Iterable[oslo_policy.RuleDefault], policy_file: Path | None = None) -> None:
-    """Create the process-wide enforcer with these defaults and an optional override file."""
-    global _enforcer
+def init(
+    service: str, rules: Iterable[oslo_policy.RuleDefault], policy_file: Path | None = None
+) -> None:
+    """Create ``service``'s enforcer with these defaults and an optional override file."""
     conf = cfg.ConfigOpts()
     conf([], project="stackbox", default_config_files=[], default_config_dirs=[])
     # use_conf=True is what makes load_rules() apply the registered defaults; a
@@ -43,25 +47,30 @@ def init(rules: Iterable[oslo_policy.RuleDefault], policy_file: Path | None = No
     )
     enforcer.register_defaults(list(rules))
     enforcer.load_rules()
-    _enforcer = enforcer
+    _enforcers[service] = enforcer
 
 
-def enforce(ctx: context.RequestContext, action: str, target: dict[str, Any]) -> None:
+def enforce(
+    ctx: context.RequestContext, action: str, target: dict[str, Any], *, service: str
+) -> None:
     """Raise PolicyNotAuthorized unless ``ctx`` may perform ``action`` on ``target``."""
-    if _enforcer is None:
-        raise RuntimeError("policy.init() was not called")
+    enforcer = _enforcers.get(service)
+    if enforcer is None:
+        raise RuntimeError(f"policy.init() was not called for {service}")
     creds = ctx.policy_credentials()
     try:
-        allowed = _enforcer.enforce(action, target, creds, do_raise=False)
+        allowed = enforcer.enforce(action, target, creds, do_raise=False)
     except oslo_policy.InvalidScope:
         allowed = False
     if not allowed:
         raise PolicyNotAuthorized(action)
 
 
-def allowed(ctx: context.RequestContext, action: str, target: dict[str, Any]) -> bool:
+def allowed(
+    ctx: context.RequestContext, action: str, target: dict[str, Any], *, service: str
+) -> bool:
     try:
-        enforce(ctx, action, target)
+        enforce(ctx, action, target, service=service)
     except PolicyNotAuthorized:
         return False
     return True

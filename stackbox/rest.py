@@ -9,7 +9,7 @@ and the transaction; handlers stay plain functions that tests can read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stackbox import context
@@ -32,6 +32,9 @@ class ApiRequest:
     # Full URL of this request without the query string.
     url: str
     raw_body: bytes = b""
+    # For ``stream`` routes: the request body, chunk by chunk (iterate it in the
+    # handler's worker thread); the body is then not read into ``body``/``raw_body``.
+    body_stream: Iterable[bytes] | None = None
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -49,6 +52,9 @@ class ApiResponse:
     # Raw bytes instead of JSON (for non-JSON payloads).
     content: bytes | None = None
     content_type: str = "application/json"
+    # A file to send (Range requests are answered from it) or chunks to stream.
+    file: str | None = None
+    stream: Iterable[bytes] | None = None
 
 
 # The second argument is a Session, or the Database for manual_tx routes.
@@ -69,6 +75,9 @@ class Route:
     # The handler gets the Database instead of a session and runs its own
     # transactions: for work that must not hold a transaction open (password hashing).
     manual_tx: bool = False
+    # The handler reads the body itself from ``request.body_stream`` (uploads of any
+    # size); implies manual_tx, since no transaction may stay open that long.
+    stream: bool = False
     # Tried on the event loop first (answers from caches); None means "use handler".
     fast: Callable[[ApiRequest], ApiResponse | dict[str, Any] | None] | None = None
 

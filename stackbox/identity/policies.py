@@ -3,7 +3,7 @@
 Readers read, members act on their own things, admins manage. A project-scoped
 ``admin`` is a cloud administrator, as in Keystone (``rule:admin_required``);
 system-scoped readers see everything; domain-scoped readers and managers see and
-manage their own domain. An operator's policy.yaml overrides any rule here.
+manage their own domain. An operator's <state-dir>/policy/identity.yaml overrides any rule here.
 """
 
 from __future__ import annotations

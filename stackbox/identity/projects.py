@@ -274,7 +274,7 @@ def show(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
 def _visible(request: rest.ApiRequest, session: Session, project: models.Project) -> bool:
     """Whether the caller may see this project in a parents/subtree list (Keystone's rule)."""
     flat = {"target.project.id": project.id, "target.project.domain_id": project.domain_id}
-    if policy.allowed(request.context, "identity:get_project", flat):
+    if policy.allowed(request.context, "identity:get_project", flat, service="identity"):
         return True
     user_id = request.context.user_id
     return bool(user_id and assignments.direct_role_ids(session, user_id, project_id=project.id))

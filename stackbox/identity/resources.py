@@ -182,4 +182,4 @@ def enforce(
     if target:
         _flatten("target", target, flat)
     flat.update(extra)
-    policy.enforce(request.context, action, flat)
+    policy.enforce(request.context, action, flat, service="identity")

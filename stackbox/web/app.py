@@ -13,12 +13,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
+import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
@@ -195,20 +196,6 @@ class StackboxApp:
             raise rest.NotFound("The resource could not be found.")
         route, params = matched
 
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise rest.PayloadTooLarge("Request is too large.")
-        body: Any = None
-        if raw.strip():
-            ctype = request.headers.get("content-type", "application/json")
-            if "json" in ctype or not ctype or ctype.startswith("text/plain"):
-                try:
-                    body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    raise rest.BadRequest(
-                        "Malformed request body: the body is not valid JSON."
-                    ) from None
-
         ctx = context.RequestContext(request_id=request_id)
         token = request.headers.get("x-auth-token")
         if route.auth:
@@ -228,6 +215,22 @@ class StackboxApp:
             if not self.authenticator.permits(ctx, service.api.name, method, sub_path):
                 raise rest.Unauthorized("The request you have made requires authentication.")
 
+        raw = b""
+        body: Any = None
+        if not route.stream:
+            raw = await request.body()
+            if len(raw) > MAX_BODY:
+                raise rest.PayloadTooLarge("Request is too large.")
+            if raw.strip():
+                ctype = request.headers.get("content-type", "application/json")
+                if "json" in ctype or not ctype or ctype.startswith("text/plain"):
+                    try:
+                        body = json.loads(raw)
+                    except (ValueError, UnicodeDecodeError):
+                        raise rest.BadRequest(
+                            "Malformed request body: the body is not valid JSON."
+                        ) from None
+
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             query.setdefault(key, []).append(value)
@@ -243,13 +246,14 @@ class StackboxApp:
             base_url=self.base_url,
             url=url,
             raw_body=raw,
+            body_stream=_BodyStream(request) if route.stream else None,
         )
         result = route.fast(api_request) if route.fast is not None else None
         if result is not None:
             pass
         elif route.no_db:
             result = route.handler(api_request, None)
-        elif route.manual_tx:
+        elif route.manual_tx or route.stream:
             result = await run_in_threadpool(route.handler, api_request, self.db)
         else:
             result = await run_in_threadpool(
@@ -258,11 +262,36 @@ class StackboxApp:
         return _to_response(result)
 
 
+class _BodyStream:
+    """The request body for a handler in a worker thread: each chunk is fetched from
+    the event loop as the handler asks for it, so memory holds one chunk at a time."""
+
+    def __init__(self, request: Request) -> None:
+        self._chunks = request.stream()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(self._chunks.__anext__)
+            except StopAsyncIteration:
+                return
+            if chunk:
+                yield chunk
+
+
 def _to_response(result: rest.ApiResponse | dict[str, Any] | None) -> Response:
     if result is None:
         return Response(b"", 204)
     if isinstance(result, dict):
         return Response(_dumps(result), 200, media_type="application/json")
+    if result.file is not None:
+        return FileResponse(
+            result.file, result.status, headers=result.headers, media_type=result.content_type
+        )
+    if result.stream is not None:
+        return StreamingResponse(
+            result.stream, result.status, headers=result.headers, media_type=result.content_type
+        )
     if result.content is not None:
         return Response(
             result.content, result.status, headers=result.headers, media_type=result.content_type

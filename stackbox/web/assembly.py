@@ -16,14 +16,22 @@ from stackbox.db import session as db_session
 from stackbox.identity import api as identity_api
 from stackbox.identity import errors as identity_errors
 from stackbox.identity import keys, policies, revocations, runtime
+from stackbox.image import api as image_api
+from stackbox.image import policies as image_policies
+from stackbox.image import runtime as image_runtime
 from stackbox.web import app as web_app
 
 LOG = logging.getLogger(__name__)
 
 
-def policy_rules() -> list[oslo_policy.RuleDefault]:
-    """Every service's default rules (what ``stackbox policy dump`` prints)."""
-    return policies.list_rules()
+def policy_rules() -> dict[str, list[oslo_policy.RuleDefault]]:
+    """Every service's default rules, by service (what ``stackbox policy dump`` prints)."""
+    return {"identity": policies.list_rules(), "image": image_policies.list_rules()}
+
+
+def init_policy(settings: config.Settings) -> None:
+    for service, rules in policy_rules().items():
+        policy.init(service, rules, Path(settings.state_dir) / "policy" / f"{service}.yaml")
 
 
 def token_keys(settings: config.Settings) -> keys.KeyRepository:
@@ -51,8 +59,11 @@ def init_identity(settings: config.Settings) -> runtime.IdentityRuntime:
     )
     runtime.init(rt)
     identity_errors.AUTH_URI["value"] = rt.identity_url
-    policy.init(policy_rules(), Path(settings.state_dir) / "policy.yaml")
     return rt
+
+
+def init_image(settings: config.Settings) -> None:
+    image_runtime.init(settings.image, settings.state_dir, settings.base_url)
 
 
 def load_revocations(database: db_session.Database, settings: config.Settings) -> None:
@@ -67,6 +78,8 @@ def load_revocations(database: db_session.Database, settings: config.Settings) -
 def build(settings: config.Settings, database: db_session.Database) -> web_app.StackboxApp:
     """The ASGI app; the database must already be migrated."""
     rt = init_identity(settings)
+    init_image(settings)
+    init_policy(settings)
     load_revocations(database, settings)
     background: list[asyncio.Task[None]] = []
 
@@ -85,7 +98,7 @@ def build(settings: config.Settings, database: db_session.Database) -> web_app.S
     startup: list[Callable[[], Awaitable[None]]] = [start]
     shutdown: list[Callable[[], Awaitable[None]]] = [stop]
     return web_app.StackboxApp(
-        services=[identity_api.service()],
+        services=[identity_api.service(), image_api.service()],
         database=database,
         authenticator=identity_api.authenticator(),
         base_url=settings.base_url,

@@ -13,7 +13,8 @@ from tests import cloudfixture
 
 
 def test_policy_file_overrides_defaults(tmp_path: Path) -> None:
-    (tmp_path / "policy.yaml").write_text(
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "identity.yaml").write_text(
         yaml.safe_dump(
             {
                 # Let any reader list projects (the default wants an admin or a system reader)...
@@ -49,4 +50,4 @@ def test_policy_dump_prints_every_default_rule() -> None:
     )
     rules = yaml.safe_load(uncommented)
     assert rules["admin_required"] == "role:admin or is_admin:1"
-    assert set(rules) == {rule.name for rule in assembly.policy_rules()}
+    assert set(rules) == {rule.name for rule in assembly.policy_rules()["identity"]}

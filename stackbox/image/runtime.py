@@ -1,0 +1,57 @@
+"""Process-wide image service state: settings, stores and the staging area."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from stackbox.config import ImageSettings
+from stackbox.image import stores as filestores
+
+
+@dataclasses.dataclass
+class ImageRuntime:
+    settings: ImageSettings
+    state_dir: Path
+    base_url: str
+    stores: dict[str, filestores.FileStore]
+    staging: filestores.FileStore
+
+    @property
+    def default_store(self) -> filestores.FileStore:
+        return next(iter(self.stores.values()))
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "image-cache"
+
+    def store(self, name: str) -> filestores.FileStore:
+        if name == filestores.STAGING:
+            return self.staging
+        return self.stores[name]
+
+    def import_methods(self) -> list[str]:
+        return [m.strip() for m in self.settings.import_methods.split(",") if m.strip()]
+
+
+_runtime: ImageRuntime | None = None
+
+
+def init(settings: ImageSettings, state_dir: Path, base_url: str) -> ImageRuntime:
+    global _runtime
+    found = filestores.parse(settings.stores, state_dir)
+    staging = filestores.FileStore(
+        name=filestores.STAGING,
+        root=state_dir / "images" / filestores.STAGING,
+        description="staging area of image imports",
+    )
+    for store in (*found.values(), staging):
+        store.ensure()
+    _runtime = ImageRuntime(settings, state_dir, base_url.rstrip("/"), found, staging)
+    return _runtime
+
+
+def get() -> ImageRuntime:
+    if _runtime is None:
+        raise RuntimeError("image runtime is not initialised")
+    return _runtime
