@@ -28,6 +28,7 @@ from stackbox import config
 from stackbox.db import migrate
 from stackbox.db import session as db_session
 from stackbox.identity import bootstrap, passwords
+from stackbox.image import metadefs_resource_types
 from stackbox.web import assembly
 
 LOG = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ def prepare(settings: config.Settings, out: TextIO) -> db_session.Database:
         ),
         write=True,
     )
+    database.run(metadefs_resource_types.seed_standard, write=True)
     write_client_config(settings, pw)
     return database
 
