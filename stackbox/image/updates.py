@@ -38,6 +38,19 @@ def _attribute(path: str) -> str:
     return path[1:].replace("~1", "/").replace("~0", "~")
 
 
+def _normalized(operation: Any) -> Any:
+    """The v2.0 patch form ``{"replace": "/name", "value": x}`` as RFC 6902's."""
+    if not isinstance(operation, dict) or "op" in operation:
+        return operation
+    verbs = [verb for verb in ("add", "replace", "remove") if verb in operation]
+    if len(verbs) != 1:
+        raise rest.BadRequest("Each operation needs exactly one of add, replace or remove.")
+    result = {"op": verbs[0], "path": operation[verbs[0]]}
+    if "value" in operation:
+        result["value"] = operation["value"]
+    return result
+
+
 def _check_value(name: str, value: Any) -> None:
     schema = images.CORE_SCHEMA.get(name, {"type": "string"})
     try:
@@ -59,7 +72,8 @@ def apply(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     image = access.get_visible(session, request.context, request.path_params["image_id"])
     access.enforce(session, request, "modify_image", image)
     custom = images.properties(session, image.id)
-    for operation in operations:
+    for given in operations:
+        operation = _normalized(given) if ctype == MEDIA_TYPES[1] else given
         validation.check(OPERATION_SCHEMA, operation)
         op = operation["op"]
         name = _attribute(operation["path"])
