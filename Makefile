@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages stackbox needs on the host (more arrive with the data plane).
-DEB_PACKAGES := python3-venv python3-dev gcc
+DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils
 TEMPEST_SELECT ?= gate
 
 .PHONY: install up test lint unit functional e2e tempest tempest-full bench clean deb

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from stackbox import __version__, config
 
@@ -62,6 +65,110 @@ def cmd_policy_dump(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_cache(args: argparse.Namespace) -> tuple[config.Settings, Any]:
+    from stackbox.image import cache
+
+    settings = _settings(args)
+    root = settings.state_dir / cache.DIR_NAME
+    return settings, cache.ImageCache(root, settings.image.cache_max_size)
+
+
+def cmd_image_cache_list(args: argparse.Namespace) -> int:
+    _, node_cache = _image_cache(args)
+    cached = [e.as_glance() for e in node_cache.cached()]
+    queued = node_cache.queued()
+    if args.json:
+        print(json.dumps({"cached_images": cached, "queued_images": queued}, indent=1))
+        return 0
+    print(f"cached ({len(cached)}, {sum(e['size'] for e in cached)} bytes):")
+    for e in cached:
+        accessed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["last_accessed"]))
+        print(f"  {e['image_id']}  {e['size']:>12} bytes  {e['hits']:>4} hits  {accessed}")
+    print(f"queued ({len(queued)}):")
+    for image_id in queued:
+        print(f"  {image_id}")
+    return 0
+
+
+def cmd_image_cache_queue(args: argparse.Namespace) -> int:
+    from stackbox.image import cache
+
+    _, node_cache = _image_cache(args)
+    try:
+        added = node_cache.queue(args.image_id)
+    except cache.CacheError as exc:
+        print(f"stackbox: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.image_id}: {'queued' if added else 'already cached or queued'}")
+    return 0
+
+
+def cmd_image_cache_prefetch(args: argparse.Namespace) -> int:
+    from stackbox.image import cache, cache_remote
+
+    settings, node_cache = _image_cache(args)
+    clouds_yaml = args.clouds_yaml or settings.state_dir / "clouds.yaml"
+    try:
+        api = cache_remote.connect(clouds_yaml, args.cloud)
+    except cache.CacheError as exc:
+        print(f"stackbox: {exc}", file=sys.stderr)
+        return 1
+    fetched = cache.prefetch(node_cache, api)
+    for item in fetched:
+        print(f"{item.image_id}: {item.outcome}{f' ({item.detail})' if item.detail else ''}")
+    return 1 if any(f.outcome in ("failed", "invalid") for f in fetched) else 0
+
+
+def cmd_image_cache_prune(args: argparse.Namespace) -> int:
+    _, node_cache = _image_cache(args)
+    removed = node_cache.prune(args.max_size)
+    for entry in removed:
+        print(f"{entry.image_id}: pruned ({entry.size} bytes)")
+    print(f"cache size {node_cache.total_size()} bytes")
+    return 0
+
+
+def cmd_image_cache_clean(args: argparse.Namespace) -> int:
+    _, node_cache = _image_cache(args)
+    for name, reason in node_cache.clean(args.grace):
+        print(f"{name}: removed ({reason})")
+    return 0
+
+
+def _image_parsers(sub: Any) -> None:
+    image = sub.add_parser("image", help="image administration")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    cache_parser = image_sub.add_parser("cache", help="this node's image cache")
+    csub = cache_parser.add_subparsers(dest="cache_command", required=True)
+    listing = csub.add_parser("list", help="cached and queued images")
+    listing.add_argument("--json", action="store_true", help="print JSON (Glance's shape)")
+    listing.set_defaults(func=cmd_image_cache_list)
+    queue = csub.add_parser("queue", help="queue an image for the next prefetch")
+    queue.add_argument("image_id")
+    queue.set_defaults(func=cmd_image_cache_queue)
+    prefetch = csub.add_parser("prefetch", help="fetch queued images through the Image API")
+    prefetch.add_argument("--cloud", default="stackbox-admin", help="clouds.yaml entry to use")
+    prefetch.add_argument(
+        "--clouds-yaml", type=Path, help="credentials file (default: <state-dir>/clouds.yaml)"
+    )
+    prefetch.set_defaults(func=cmd_image_cache_prefetch)
+    prune = csub.add_parser("prune", help="drop least recently used images down to a size")
+    prune.add_argument(
+        "--max-size", type=int, help="bytes to keep at most (default: image.cache_max_size)"
+    )
+    prune.set_defaults(func=cmd_image_cache_prune)
+    clean = csub.add_parser("clean", help="remove invalid entries and stalled downloads")
+    clean.add_argument(
+        "--grace",
+        type=float,
+        default=3600.0,
+        help="seconds after which an unfinished download counts as stalled (default 3600)",
+    )
+    clean.set_defaults(func=cmd_image_cache_clean)
+    for command in (listing, queue, prefetch, prune, clean):
+        _state_args(command)
+
+
 def _state_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, help="where the database, keys and configs live")
     parser.add_argument(
@@ -98,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
         help="identity (default) or image; the file goes to <state-dir>/policy/<service>.yaml",
     )
     dump.set_defaults(func=cmd_policy_dump)
+    _image_parsers(sub)
     return top
 
 

@@ -54,6 +54,10 @@ class ImageSettings:
     image_size_cap: int = 1099511627776
     # Import methods offered by /v2/info/import.
     import_methods: str = "glance-direct,copy-image"
+    # Refuse uploads whose data is not the declared disk_format (Glance's option).
+    require_image_format_match: bool = True
+    # How often (seconds) files no image refers to are removed from the stores; 0 = at start only.
+    store_sweep_interval: int = 3600
     # The node image cache: where, how big, and how often queued images are fetched.
     cache_max_size: int = 10 * 1024**3
     cache_prefetch_interval: int = 300

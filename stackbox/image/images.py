@@ -116,7 +116,19 @@ def store_names(session: Session, image_id: str) -> list[str]:
 
 
 def render(session: Session, image: models.Image) -> dict[str, Any]:
-    body: dict[str, Any] = properties(session, image.id)
+    return view(
+        image,
+        properties(session, image.id),
+        tags(session, image.id),
+        store_names(session, image.id),
+    )
+
+
+def view(
+    image: models.Image, custom: dict[str, str], tag_list: list[str], names: list[str]
+) -> dict[str, Any]:
+    """The API body of an image from its row and its already-loaded children (lists batch them)."""
+    body: dict[str, Any] = dict(custom)
     body.update(
         {
             "id": image.id,
@@ -137,13 +149,12 @@ def render(session: Session, image: models.Image) -> dict[str, Any]:
             "container_format": image.container_format,
             "created_at": isotime(image.created_at),
             "updated_at": isotime(image.updated_at),
-            "tags": tags(session, image.id),
+            "tags": tag_list,
             "self": f"/v2/images/{image.id}",
             "file": f"/v2/images/{image.id}/file",
             "schema": "/v2/schemas/image",
         }
     )
-    names = store_names(session, image.id)
     if names:
         body["stores"] = ",".join(names)
     return body

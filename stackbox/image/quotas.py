@@ -55,3 +55,35 @@ def size_room(session: Session, owner: str | None, excluding: str | None = None)
     if excluding is not None:
         query = query.where(models.Image.id != excluding)
     return max(limit - int(session.scalar(query) or 0), 0)
+
+
+STAGING_STATUSES = ("uploading", "importing")
+
+
+def _staged(session: Session, owner: str, excluding: str | None) -> int:
+    query = select(func.coalesce(func.sum(models.Image.size), 0)).where(
+        models.Image.owner == owner, models.Image.status.in_(STAGING_STATUSES)
+    )
+    if excluding is not None:
+        query = query.where(models.Image.id != excluding)
+    return int(session.scalar(query) or 0)
+
+
+def check_stage_size(
+    session: Session, owner: str | None, adding: int, excluding: str | None = None
+) -> None:
+    """Refuse ``adding`` more staged bytes past the owner's staging total."""
+    limit = runtime.get().settings.quota_image_stage_total
+    if not limit or owner is None:
+        return
+    used = _staged(session, owner, excluding)
+    if used + adding > limit:
+        raise _over("image_stage_total", used + adding, limit)
+
+
+def stage_room(session: Session, owner: str | None, excluding: str | None = None) -> int | None:
+    """Bytes the owner may still stage (None: no limit)."""
+    limit = runtime.get().settings.quota_image_stage_total
+    if not limit or owner is None:
+        return None
+    return max(limit - _staged(session, owner, excluding), 0)

@@ -50,29 +50,37 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             self.path(relative).unlink()
 
-    def sweep(self, referenced: Iterable[str], older_than: float = 3600.0) -> list[Path]:
+    def sweep(
+        self, referenced: Iterable[str], older_than: float = 3600.0, in_use: Iterable[Path] = ()
+    ) -> list[Path]:
         """Remove files no location refers to, and temporary files of dead uploads.
 
         Only files older than ``older_than`` seconds go: a younger one may belong to
         an upload in progress, or be renamed into place a moment before its record.
+        Files in ``in_use`` (uploads this process is writing) stay whatever their age.
         """
         keep = set(referenced)
+        busy = set(in_use)
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed
         now = time.time()
+
+        def stale(entry: Path) -> bool:
+            try:
+                return entry.is_file() and now - entry.stat().st_mtime >= older_than
+            except FileNotFoundError:
+                # Renamed or removed while we looked.
+                return False
+
         for entry in self.root.iterdir():
-            if (
-                entry.is_file()
-                and entry.name not in keep
-                and now - entry.stat().st_mtime > older_than
-            ):
+            if entry.name not in keep and stale(entry):
                 entry.unlink(missing_ok=True)
                 removed.append(entry)
         incoming = self.root / INCOMING
         if incoming.is_dir():
             for entry in incoming.iterdir():
-                if now - entry.stat().st_mtime > older_than:
+                if entry not in busy and stale(entry):
                     entry.unlink(missing_ok=True)
                     removed.append(entry)
         return removed

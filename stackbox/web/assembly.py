@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from oslo_policy import policy as oslo_policy
 
@@ -18,7 +19,9 @@ from stackbox.identity import errors as identity_errors
 from stackbox.identity import keys, policies, revocations, runtime
 from stackbox.image import api as image_api
 from stackbox.image import policies as image_policies
+from stackbox.image import prefetcher as image_prefetcher
 from stackbox.image import runtime as image_runtime
+from stackbox.image import upkeep as image_upkeep
 from stackbox.web import app as web_app
 
 LOG = logging.getLogger(__name__)
@@ -66,6 +69,20 @@ def init_image(settings: config.Settings) -> None:
     image_runtime.init(settings.image, settings.state_dir, settings.base_url)
 
 
+def recover_image_data(database: db_session.Database) -> None:
+    """Images a stopped process left mid-upload or mid-import go back to a state a
+    client can retry from, and the stores lose files no image refers to."""
+    image_upkeep.recover(database)
+
+
+def image_sweeper(
+    database: db_session.Database, settings: config.Settings
+) -> Coroutine[Any, Any, None] | None:
+    """The periodic store sweep, if the settings ask for one."""
+    interval = settings.image.store_sweep_interval
+    return image_upkeep.sweep_every(database, interval) if interval > 0 else None
+
+
 def load_revocations(database: db_session.Database, settings: config.Settings) -> None:
     keep = settings.identity.token_expiration + settings.identity.allow_expired_window
     cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
@@ -81,12 +98,22 @@ def build(settings: config.Settings, database: db_session.Database) -> web_app.S
     init_image(settings)
     init_policy(settings)
     load_revocations(database, settings)
+    recover_image_data(database)
     background: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         interval = settings.identity.key_rotation_interval
         if interval > 0:
             background.append(asyncio.create_task(_rotate_every(rt, interval)))
+        # The image cache prefetcher: fetches queued images into the node cache.
+        prefetch_interval = settings.image.cache_prefetch_interval
+        if prefetch_interval > 0:
+            background.append(
+                asyncio.create_task(image_prefetcher.run_every(database, prefetch_interval))
+            )
+        sweeper = image_sweeper(database, settings)
+        if sweeper is not None:
+            background.append(asyncio.create_task(sweeper))
 
     async def stop() -> None:
         for task in background:
