@@ -128,7 +128,8 @@ def view(
     image: models.Image, custom: dict[str, str], tag_list: list[str], names: list[str]
 ) -> dict[str, Any]:
     """The API body of an image from its row and its already-loaded children (lists batch them)."""
-    body: dict[str, Any] = dict(custom)
+    # os_glance_stage_host says which API node holds staged data: internal, as in Glance.
+    body: dict[str, Any] = {k: v for k, v in custom.items() if k != "os_glance_stage_host"}
     body.update(
         {
             "id": image.id,
@@ -156,7 +157,7 @@ def view(
         }
     )
     if names:
-        body["stores"] = ",".join(names)
+        body["stores"] = ",".join(sorted(names))
     return body
 
 
@@ -227,7 +228,14 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
         session.add(models.ImageTag(image_id=image_id, value=tag))
     session.flush()
     return rest.ApiResponse(
-        201, render(session, image), headers={"Location": f"{_root()}/v2/images/{image_id}"}
+        201,
+        render(session, image),
+        headers={
+            "Location": f"{_root()}/v2/images/{image_id}",
+            # Clients learn from these which imports and stores they may use (as Glance).
+            "OpenStack-image-import-methods": ",".join(runtime.get().import_methods()),
+            "OpenStack-image-store-ids": ",".join(runtime.get().stores),
+        },
     )
 
 

@@ -30,12 +30,9 @@ from stackbox.image import (
     stores,
 )
 
-# The import methods this build can run (the settings choose among them).
-SUPPORTED = (import_jobs.GLANCE_DIRECT, import_jobs.COPY_IMAGE)
-
 
 def enabled_methods() -> list[str]:
-    return [m for m in runtime.get().import_methods() if m in SUPPORTED]
+    return runtime.get().import_methods()
 
 
 # --- staging ---
@@ -299,7 +296,42 @@ def info_stores_detail(request: rest.ApiRequest, session: None) -> dict[str, Any
     return {"stores": listed}
 
 
+def delete_from_store(request: rest.ApiRequest, session: Session) -> None:
+    """DELETE /v2/stores/{store_id}/{image_id}: drop one store's copy of an active image."""
+    rt = runtime.get()
+    store_id = request.path_params["store_id"]
+    if store_id not in rt.stores:
+        raise rest.Conflict(f"The selected store {store_id} is not available on this node.")
+    image = access.get_visible(session, request.context, request.path_params["image_id"])
+    access.enforce(session, request, "get_image_location", image)
+    access.enforce(session, request, "delete_image_location", image)
+    if image.status != "active":
+        raise rest.Conflict(
+            "It's not allowed to remove image data from store if image status is not 'active'"
+        )
+    copies = {
+        loc.store: loc
+        for loc in session.query(models.ImageLocation).filter(
+            models.ImageLocation.image_id == image.id,
+            models.ImageLocation.store != stores.STAGING,
+        )
+    }
+    if store_id not in copies:
+        raise rest.NotFound(f"Image {image.id} is not stored in store {store_id}.")
+    if len(copies) == 1:
+        raise rest.Forbidden(
+            "Cannot delete image data from the only store containing it. Consider deleting "
+            "the image instead."
+        )
+    location = copies[store_id]
+    session.delete(location)
+    images.touch(image)
+    store = rt.store(store_id)
+    db_session.after_commit(session, lambda: store.delete(location.path))
+
+
 ROUTES = [
+    rest.Route("DELETE", "/v2/stores/{store_id}/{image_id}", delete_from_store),
     rest.Route("PUT", "/v2/images/{image_id}/stage", stage, stream=True),
     rest.Route("POST", "/v2/images/{image_id}/import", import_image, manual_tx=True),
     rest.Route("GET", "/v2/info/import", info_import, no_db=True),

@@ -228,6 +228,8 @@ def _integer(name: str, value: str) -> int:
 
 
 def _boolean(name: str, value: str) -> bool:
+    # Glance lowercases: openstacksdk sends os_hidden=False.
+    value = value.lower()
     if value not in ("true", "false"):
         raise rest.BadRequest(
             f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'."

@@ -66,6 +66,12 @@ RULES: list[policy.RuleDefault] = [
         f"{ADMIN} or (role:member and project_id:%(member_id)s)",
         "Accept or reject an image shared with you.",
     ),
+    _rule(
+        "get_image_location",
+        f"{ADMIN} or (role:reader and project_id:%(project_id)s)",
+        "Show where an image's data is.",
+    ),
+    _rule("delete_image_location", ADMIN, "Remove one store's copy of an image."),
     _rule("deactivate", OWNER_MEMBER, "Deactivate an image."),
     _rule("reactivate", OWNER_MEMBER, "Reactivate an image."),
     _rule("copy_image", ADMIN, "Copy an image to other stores."),

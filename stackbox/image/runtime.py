@@ -8,6 +8,9 @@ from pathlib import Path
 from stackbox.config import ImageSettings
 from stackbox.image import stores as filestores
 
+# Import methods this build can run; the settings choose among them.
+IMPLEMENTED_IMPORTS = ("glance-direct", "copy-image")
+
 
 @dataclasses.dataclass
 class ImageRuntime:
@@ -31,7 +34,9 @@ class ImageRuntime:
         return self.stores[name]
 
     def import_methods(self) -> list[str]:
-        return [m.strip() for m in self.settings.import_methods.split(",") if m.strip()]
+        """The configured import methods that this build implements."""
+        wanted = [m.strip() for m in self.settings.import_methods.split(",") if m.strip()]
+        return [m for m in wanted if m in IMPLEMENTED_IMPORTS]
 
 
 _runtime: ImageRuntime | None = None

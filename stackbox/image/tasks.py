@@ -403,7 +403,21 @@ def _fail(database: db_session.Database, task_id: str, image_id: str | None, why
     _finish(database, task_id, status="failure", message=why)
 
 
+def image_tasks(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
+    """GET /v2/images/{id}/tasks (v2.12): the tasks that worked on an image, for anyone
+    who may see the image (no tasks_api_access needed, as in Glance)."""
+    image = access.get_visible(session, request.context, request.path_params["image_id"])
+    access.enforce(session, request, "get_image", image)
+    rows = session.scalars(
+        select(models.Task)
+        .where(models.Task.image_id == image.id)
+        .order_by(models.Task.created_at, models.Task.id)
+    )
+    return {"tasks": [render(task) for task in rows]}
+
+
 ROUTES = [
+    rest.Route("GET", "/v2/images/{image_id}/tasks", image_tasks),
     rest.Route("POST", "/v2/tasks", create, manual_tx=True),
     rest.Route("GET", "/v2/tasks", index),
     rest.Route("GET", "/v2/tasks/{task_id}", show),

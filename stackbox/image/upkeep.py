@@ -108,7 +108,8 @@ def _recover_records(session: Session) -> list[str]:
     moment = images.now()
     for task in session.scalars(
         select(models.Task).where(
-            models.Task.type == import_jobs.TASK_TYPE,
+            # api_image_import (image import) and import (the legacy tasks API) alike.
+            models.Task.type.in_((import_jobs.TASK_TYPE, "import")),
             models.Task.status.in_(("pending", "processing")),
         )
     ):

@@ -202,6 +202,15 @@ def test_copy_image_to_all_stores(
     assert done["status"] == "active"
     for store in ("file", "fast"):
         assert (configured.state_dir / "images" / store / image["id"]).read_bytes() == b"copy me"
+    # An admin may drop one store's copy, but never the last one.
+    with glance(configured) as admin:
+        assert admin.delete(f"/v2/stores/fast/{image['id']}").status_code == 204
+        assert show(admin, image["id"])["stores"] == "file"
+        assert not (configured.state_dir / "images" / "fast" / image["id"]).exists()
+        assert admin.delete(f"/v2/stores/fast/{image['id']}").status_code == 404
+        assert admin.delete(f"/v2/stores/file/{image['id']}").status_code == 403
+        assert admin.delete(f"/v2/stores/nowhere/{image['id']}").status_code == 409
+    assert project_member.delete(f"/v2/stores/file/{image['id']}").status_code == 403
 
 
 def test_glance_direct_to_chosen_stores(project_member: httpx.Client) -> None:
