@@ -43,11 +43,17 @@ def judge(results: list[dict[str, Any]], selection: Selection) -> Verdict:
     verdict = Verdict()
     seen: dict[str, str] = {}  # bare id -> status
     broken_classes: dict[str, str] = {}  # class path -> fixture that failed
+    skipped_classes: dict[str, str] = {}  # class path -> why its whole class was skipped
     for result in results:
         test_id, status = result["id"], result["status"]
         fixture = FIXTURE.match(test_id)
         if fixture and status in FAILED:
             broken_classes[fixture.group(2)] = fixture.group(1)
+        if fixture and status == "skip":
+            # A class skipped in setUpClass reports once, for all of its tests: they are
+            # counted below, test by test, with the class's reason.
+            skipped_classes[fixture.group(2)] = result.get("reason") or "(no reason given)"
+            continue
         if status in PASSED:
             verdict.passed.append(test_id)
         elif status == "skip":
@@ -59,6 +65,9 @@ def judge(results: list[dict[str, Any]], selection: Selection) -> Verdict:
     for test in selection.tests:
         name = bare(test)
         cls = name.rpartition(".")[0]
+        if name not in seen and cls in skipped_classes:
+            seen[name] = "skip"
+            verdict.skipped[test] = f"(whole class) {skipped_classes[cls]}"
         if name not in seen:
             why = f"its class failed in {broken_classes[cls]}" if cls in broken_classes else ""
             verdict.not_run[name] = why or "absent from the results"
