@@ -52,8 +52,19 @@ class ImageSettings:
     quota_image_stage_total: int = 0
     # Largest image accepted, in bytes (Glance's image_size_cap: 1 TiB).
     image_size_cap: int = 1099511627776
-    # Import methods offered by /v2/info/import.
-    import_methods: str = "glance-direct,copy-image"
+    # Import methods offered by /v2/info/import. web-download (the server fetches a URL a
+    # user names) is off unless an operator turns it on; glance-download reads images of
+    # this cloud (or of an endpoint in the caller's catalog) with the caller's rights.
+    import_methods: str = "glance-direct,copy-image,glance-download"
+    # What the server may fetch from (web-download, remote glance-download, http store):
+    # schemes, hosts and ports, comma-separated, as Glance's import filtering. No hosts:
+    # any host except this machine's and its link's (loopback, link-local, ...); no ports: any.
+    import_allowed_schemes: str = "http,https"
+    import_allowed_hosts: str = ""
+    import_allowed_ports: str = "80,443"
+    # Property name prefixes glance-download copies from the source image (Glance's
+    # [glance_download_properties] extra_properties).
+    glance_download_properties: str = "hw_,trait:,os_distro,os_secure_boot,os_type"
     # Refuse uploads whose data is not the declared disk_format (Glance's option).
     require_image_format_match: bool = True
     # How often (seconds) files no image refers to are removed from the stores; 0 = at start only.
@@ -61,6 +72,17 @@ class ImageSettings:
     # The node image cache: where, how big, and how often queued images are fetched.
     cache_max_size: int = 10 * 1024**3
     cache_prefetch_interval: int = 300
+    # Show image locations (store paths, URLs) in image bodies and let owners change them
+    # through PATCH (Glance's show_multiple_locations); off because they reveal where data is.
+    show_multiple_locations: bool = False
+    # Show the first location as direct_url (Glance's show_image_direct_url).
+    show_image_direct_url: bool = False
+    # A read-only store of image data left at http(s) URLs (Glance's http store), and its
+    # store id. The URLs it reads must pass the import_allowed_* allow-list.
+    http_store: bool = False
+    http_store_id: str = "web"
+    # Hash the data of a location added by POST /v2/images/{id}/locations (Glance's option).
+    do_secure_hash: bool = True
 
 
 @dataclasses.dataclass
@@ -191,3 +213,12 @@ def check(settings: Settings) -> None:
         raise ConfigError("setting identity.token_expiration: must be at least 1 second")
     if not 0 < settings.port < 65536:
         raise ConfigError(f"setting port: {settings.port} is not a TCP port")
+    image = settings.image
+    file_stores = [item.split(":")[0].strip() for item in image.stores.split(",")]
+    if image.http_store and image.http_store_id in file_stores:
+        raise ConfigError(
+            f"setting image.http_store_id: {image.http_store_id!r} is also a filesystem store"
+        )
+    for port in image.import_allowed_ports.split(","):
+        if port.strip() and not port.strip().isdigit():
+            raise ConfigError(f"setting image.import_allowed_ports: {port.strip()!r} is not a port")

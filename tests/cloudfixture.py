@@ -108,8 +108,8 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def in_process(tmp: Path, **identity: Any) -> Iterator[Cloud]:
-    """Run the real app in this process; ``identity`` overrides identity settings."""
+def in_process(tmp: Path, image: dict[str, Any] | None = None, **identity: Any) -> Iterator[Cloud]:
+    """Run the real app in this process; ``identity`` and ``image`` override settings."""
     identity.setdefault("bcrypt_rounds", 4)
     port = free_port()
     settings = config.Settings(
@@ -117,6 +117,7 @@ def in_process(tmp: Path, **identity: Any) -> Iterator[Cloud]:
         port=port,
         admin_password=ADMIN_PASSWORD,
         identity=config.IdentitySettings(**identity),
+        image=config.ImageSettings(**(image or {})),
         log_level="warning",
     )
     old_home = os.environ.get("HOME")

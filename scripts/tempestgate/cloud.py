@@ -141,8 +141,12 @@ def _read_catalog(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
 
 
 @contextlib.contextmanager
-def running(log: Path) -> Iterator[Cloud]:
-    """Start stackbox on a free port with a temporary state dir; stop and clean up after."""
+def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
+    """Start stackbox on a free port with a temporary state dir; stop and clean up after.
+
+    ``fetch_port``: the port of the runner's file server, which the cloud's fetch
+    allow-list (127.0.0.1 only, cloud.toml) then opens instead of 80 and 443.
+    """
     if not paths.STACKBOX.exists():
         raise CloudError(f"{paths.STACKBOX} is missing; run `make install` first")
     tmp = Path(tempfile.mkdtemp(prefix="stackbox-tempest-"))
@@ -154,6 +158,8 @@ def running(log: Path) -> Iterator[Cloud]:
         # HOME points into the temp dir so `up` merges its clouds.yaml there, not into ~.
         env = {**os.environ, "HOME": str(tmp)}
         env = {k: v for k, v in env.items() if not k.startswith("STACKBOX_")}
+        if fetch_port is not None:
+            env["STACKBOX_IMAGE_IMPORT_ALLOWED_PORTS"] = str(fetch_port)
         command = [
             str(paths.STACKBOX),
             "up",

@@ -15,6 +15,7 @@ from typing import Any
 
 from tempestgate import paths
 from tempestgate.cloud import Cloud
+from tempestgate.fileserver import Files
 from tempestgate.services import Service
 
 # stackbox's [identity] settings (cloud.toml) -> tempest.conf [identity] options.
@@ -114,13 +115,28 @@ def cloud_options(
     return values, off
 
 
-def write(cloud: Cloud, services: list[Service], available: set[str]) -> list[Off]:
+def file_options(files: Files) -> tuple[dict[tuple[str, str], str], list[Off]]:
+    """The URLs of the images the runner serves (Tempest fetches nothing from elsewhere)."""
+    values = {
+        ("image", "http_image"): files.http_image,
+        ("image", "http_qcow2_image"): files.http_qcow2_image,
+    }
+    off = []
+    if files.qcow2_missing_reason:
+        off.append(Off("image", "http_qcow2_image", '""', files.qcow2_missing_reason))
+    return values, off
+
+
+def write(cloud: Cloud, services: list[Service], available: set[str], files: Files) -> list[Off]:
     """Write paths.CONF_FILE for this cloud; return what it turns off, with reasons."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment, method-assign]
     parser.read_string(paths.CONF_EXAMPLE.read_text())
     chosen, off = chosen_options()
     derived, derived_off = cloud_options(cloud, services, available)
+    served, served_off = file_options(files)
+    derived.update(served)
+    derived_off += served_off
     for (section, option), value in {**chosen, **derived}.items():
         if section != "DEFAULT" and not parser.has_section(section):
             parser.add_section(section)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tempestgate import cloud, conf, paths, results, selection, services, venv
+from tempestgate import cloud, conf, fileserver, paths, results, selection, services, venv
 
 CONCURRENCY = 2
 USAGE = """\
@@ -123,11 +123,14 @@ def run(name: str) -> int:
     _ensure_workspace()
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     (paths.LOGS / "tempest.log").unlink(missing_ok=True)
-    with cloud.running(paths.LOGS / "stackbox.log") as box:
+    with (
+        fileserver.serving() as files,
+        cloud.running(paths.LOGS / "stackbox.log", fetch_port=files.port) as box,
+    ):
         available = services.present(known, set(box.catalog))
         offered = ", ".join(sorted(available)) or "nothing"
         print(f"tempest: the catalog offers {offered}", flush=True)
-        off = conf.write(box, known, available)
+        off = conf.write(box, known, available, files)
         chosen = selection.choose(name, known, available, list_tests())
         if not chosen.tests:
             print(f"tempest: `{name}` selects no tests", file=sys.stderr)

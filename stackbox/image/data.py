@@ -25,7 +25,17 @@ from sqlalchemy.orm import Session
 
 from stackbox import rest
 from stackbox.db import session as db_session
-from stackbox.image import access, images, ingest, inspection, models, quotas, runtime, stores
+from stackbox.image import (
+    access,
+    httpstore,
+    images,
+    ingest,
+    inspection,
+    models,
+    quotas,
+    runtime,
+    stores,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -374,6 +384,14 @@ def _send(fd: int, first: int, length: int) -> Iterator[bytes]:
 
 def open_data(session: Session, image: models.Image) -> int | None:
     """An open file descriptor on the image's data in the first store that has it."""
+    found = open_source(session, image, remote=False)
+    assert not isinstance(found, str)
+    return found
+
+
+def open_source(session: Session, image: models.Image, remote: bool = True) -> int | str | None:
+    """The image's data at its first usable location: an open file descriptor on a file of
+    our stores, or (``remote``) a URL of the http store; None when it has neither."""
     rt = runtime.get()
     locations = session.scalars(
         select(models.ImageLocation)
@@ -385,12 +403,41 @@ def open_data(session: Session, image: models.Image) -> int | None:
         .order_by(models.ImageLocation.id)
     )
     for location in locations:
+        if location.url is not None:
+            if remote and httpstore.enabled() and httpstore.is_http_url(location.url):
+                return location.url
+            continue
         try:
             path = rt.store(location.store).path(location.path)
             return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except (KeyError, ValueError, OSError) as exc:
             LOG.warning("image %s: data in store %s unreadable: %s", image.id, location.store, exc)
     return None
+
+
+def _download_remote(request: rest.ApiRequest, image: models.Image, url: str) -> rest.ApiResponse:
+    """Stream the data from the http store (a location's URL), ranges included."""
+    headers = {"Content-Type": OCTET_STREAM}
+    if image.checksum:
+        headers["Content-MD5"] = image.checksum
+    size = image.size
+    status, first, length = 200, 0, size
+    wanted = _byte_range(request, size) if size else None
+    if wanted is not None and size:
+        status, first, length = 206, wanted[0], wanted[1] - wanted[0] + 1
+        headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return rest.ApiResponse(status, headers=headers, content=b"", content_type=OCTET_STREAM)
+    try:
+        chunks = httpstore.read(url, first, length if wanted is not None else None)
+    except httpstore.FetchFailed as exc:
+        LOG.warning("image %s: its location cannot be read: %s", image.id, exc)
+        raise rest.ApiError(
+            "The image data could not be fetched from its location.", status=503
+        ) from None
+    return rest.ApiResponse(status, headers=headers, stream=chunks, content_type=OCTET_STREAM)
 
 
 def download(request: rest.ApiRequest, session: Session) -> rest.ApiResponse | None:
@@ -400,10 +447,15 @@ def download(request: rest.ApiRequest, session: Session) -> rest.ApiResponse | N
             "The requested image has been deactivated. Image data download is forbidden."
         )
     access.enforce(session, request, "download_image", image)
+    if image.status == "queued":
+        # A location left by a failed location import holds no verified data.
+        return None
     # Opened inside the transaction: a delete committing later cannot pull the file away.
-    fd = open_data(session, image)
+    fd = open_source(session, image)
     if fd is None:
         return None
+    if isinstance(fd, str):
+        return _download_remote(request, image, fd)
     try:
         size = os.fstat(fd).st_size
         wanted = _byte_range(request, size)

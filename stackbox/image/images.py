@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from stackbox import rest, validation
+from stackbox import context, rest, validation
 from stackbox.db import session as db_session
-from stackbox.image import access, models, quotas, runtime, stores
+from stackbox.image import access, locations, models, quotas, runtime, stores
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
@@ -115,19 +116,31 @@ def store_names(session: Session, image_id: str) -> list[str]:
     )
 
 
-def render(session: Session, image: models.Image) -> dict[str, Any]:
+def render(
+    session: Session, image: models.Image, ctx: context.RequestContext | None = None
+) -> dict[str, Any]:
+    """The image's body; with the caller's ``ctx``, its locations when they are shown."""
     return view(
         image,
         properties(session, image.id),
         tags(session, image.id),
         store_names(session, image.id),
+        locations.shown(session, image, ctx),
     )
 
 
 def view(
-    image: models.Image, custom: dict[str, str], tag_list: list[str], names: list[str]
+    image: models.Image,
+    custom: dict[str, str],
+    tag_list: list[str],
+    names: list[str],
+    location_fields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API body of an image from its row and its already-loaded children (lists batch them)."""
+    """The API body of an image from its row and its already-loaded children (lists batch them).
+
+    ``location_fields`` are ``locations`` / ``direct_url`` as ``locations.shown`` gives them
+    for the caller (absent when the operator hides locations).
+    """
     # os_glance_stage_host says which API node holds staged data: internal, as in Glance.
     body: dict[str, Any] = {k: v for k, v in custom.items() if k != "os_glance_stage_host"}
     body.update(
@@ -158,6 +171,7 @@ def view(
     )
     if names:
         body["stores"] = ",".join(sorted(names))
+    body.update(location_fields or {})
     return body
 
 
@@ -229,7 +243,7 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
     session.flush()
     return rest.ApiResponse(
         201,
-        render(session, image),
+        render(session, image, ctx),
         headers={
             "Location": f"{_root()}/v2/images/{image_id}",
             # Clients learn from these which imports and stores they may use (as Glance).
@@ -246,7 +260,7 @@ def _root() -> str:
 def show(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     image = access.get_visible(session, request.context, request.path_params["image_id"])
     access.enforce(session, request, "get_image", image)
-    return render(session, image)
+    return render(session, image, request.context)
 
 
 def delete(request: rest.ApiRequest, session: Session) -> None:
@@ -260,10 +274,13 @@ def delete(request: rest.ApiRequest, session: Session) -> None:
 def delete_row(session: Session, image: models.Image) -> None:
     """Remove an image and its data (files go only after the rows are gone)."""
     rt = runtime.get()
+    # Data at a URL (http store) is not ours to delete: only our files go.
     files = [
         (loc.store, loc.path)
         for loc in session.scalars(
-            select(models.ImageLocation).where(models.ImageLocation.image_id == image.id)
+            select(models.ImageLocation).where(
+                models.ImageLocation.image_id == image.id, models.ImageLocation.url.is_(None)
+            )
         )
     ]
     session.delete(image)

@@ -8,8 +8,13 @@ ends the job without harm. Progress is visible as Glance shows it:
 ``os_glance_failed_import`` collects the stores that failed.
 
 ``glance-direct`` reads the staged file; ``copy-image`` reads the image's data
-from a store that has it. Each target store gets the data through the same
-path as an upload (hashed, inspected, renamed into place with its record).
+from a store that has it. ``web-download`` and ``glance-download`` first bring
+the data into the staging area (capped by the size cap and the staging quota)
+and then go on as ``glance-direct``; ``glance-download`` takes the source's
+formats and some of its properties before that, and gives them back if the
+import fails, as Glance's flow reverts. Each target store gets the data through
+the same path as an upload (hashed, inspected, renamed into place with its
+record).
 """
 
 from __future__ import annotations
@@ -19,19 +24,35 @@ import datetime
 import functools
 import logging
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stackbox import rest
 from stackbox.db import session as db_session
-from stackbox.image import data, images, ingest, inspection, models, quotas, runtime, stores
+from stackbox.image import (
+    data,
+    images,
+    import_sources,
+    ingest,
+    inspection,
+    models,
+    quotas,
+    runtime,
+    stores,
+)
 
 LOG = logging.getLogger(__name__)
 
 GLANCE_DIRECT = "glance-direct"
 COPY_IMAGE = "copy-image"
+WEB_DOWNLOAD = import_sources.WEB_DOWNLOAD
+GLANCE_DOWNLOAD = import_sources.GLANCE_DOWNLOAD
+# Methods that fetch the data into the staging area themselves.
+DOWNLOADS = (WEB_DOWNLOAD, GLANCE_DOWNLOAD)
 TASK_TYPE = "api_image_import"
 IMPORT_TASK = "os_glance_import_task"
 IMPORTING = "os_glance_importing_to_stores"
@@ -52,6 +73,9 @@ class Job:
     method: str
     stores: tuple[str, ...]
     all_stores_must_succeed: bool
+    # The request's "method" object, and who asked (for the download methods).
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    caller: import_sources.Caller | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +210,10 @@ def start(db: db_session.Database, job: Job) -> None:
 
 def run(db: db_session.Database, job: Job) -> None:
     with _slots:
+        # What a glance-download took from its source (given back if the import fails).
+        undo = import_sources.TakenMetadata()
         try:
-            _run(db, job)
+            _run(db, job, undo)
         except _Aborted as exc:
             LOG.warning("import %s of image %s stopped: %s", job.task_id, job.image_id, exc)
             message = str(exc)
@@ -195,16 +221,21 @@ def run(db: db_session.Database, job: Job) -> None:
         except Exception as exc:
             LOG.exception("import %s of image %s failed", job.task_id, job.image_id)
             try:
-                _revert(db, job, [], None, f"Unexpected error: {exc}")
+                _revert(db, job, undo, [], job.stores, f"Unexpected error: {exc}")
             except Exception:
                 LOG.exception("could not revert import %s", job.task_id)
 
 
-def _run(db: db_session.Database, job: Job) -> None:
+def _run(db: db_session.Database, job: Job, undo: import_sources.TakenMetadata) -> None:
     try:
-        source = db.run(lambda s: _begin(s, job), write=True)
+        db.run(lambda s: _begin(s, job), write=True)
+        if job.method in DOWNLOADS:
+            _download(db, job, undo)
+        source = db.run(lambda s: _find_source(s, job), write=False)
     except _Failed as exc:
-        _revert(db, job, [], None, str(exc))
+        # A download that fails fails every store (Glance's download revert says so).
+        failed = job.stores if job.method in DOWNLOADS else ()
+        _revert(db, job, undo, [], failed, str(exc))
         return
     placed: list[str] = []
     for index, name in enumerate(job.stores, 1):
@@ -219,12 +250,12 @@ def _run(db: db_session.Database, job: Job) -> None:
             reason = _reason(exc)
             LOG.warning("import of image %s into store %s failed: %s", job.image_id, name, reason)
             if job.all_stores_must_succeed:
-                _revert(db, job, placed, name, reason)
+                _revert(db, job, undo, placed, (name,), reason)
                 return
             db.run(functools.partial(_store_failed, job=job, store_name=name), write=True)
         else:
             placed.append(name)
-    db.run(lambda s: _complete(s, job), write=True)
+    db.run(lambda s: _complete(s, job, undo), write=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -237,17 +268,21 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _begin(session: Session, job: Job) -> _Source:
-    image = _locked(session, job)
+def _begin(session: Session, job: Job) -> None:
+    _locked(session, job)
     task = session.get(models.Task, job.task_id)
     if task is not None:
         task.status = "processing"
         task.updated_at = images.now()
+
+
+def _find_source(session: Session, job: Job) -> _Source:
+    image = _locked(session, job)
     rt = runtime.get()
     query = select(models.ImageLocation).where(
         models.ImageLocation.image_id == image.id, models.ImageLocation.status == "active"
     )
-    if job.method == GLANCE_DIRECT:
+    if job.method != COPY_IMAGE:
         query = query.where(models.ImageLocation.store == stores.STAGING)
     else:
         query = query.where(models.ImageLocation.store != stores.STAGING)
@@ -297,7 +332,7 @@ def _placed(
     image = _locked(session, job)
     if image.checksum is not None and image.checksum != received.checksum:
         raise _Failed(f"The data copied to store {store.name} does not match the image's checksum.")
-    if job.method == GLANCE_DIRECT:
+    if job.method != COPY_IMAGE:
         quotas.check_image_size(session, image.owner, received.size, excluding=image.id)
     relative = data.place(store, received, image.id, placed)
     session.add(models.ImageLocation(image_id=image.id, store=store.name, path=relative))
@@ -320,12 +355,12 @@ def _store_failed(session: Session, job: Job, store_name: str) -> None:
     images.touch(image)
 
 
-def _complete(session: Session, job: Job) -> None:
+def _complete(session: Session, job: Job, undo: import_sources.TakenMetadata) -> None:
     image = _locked(session, job)
     if job.method != COPY_IMAGE:
         _drop_locations(session, image.id, None)
         if image.status != "active":
-            _undo(session, job, image, [], None)
+            _undo(session, job, undo, image, [], ())
             _finish_task(session, job, "failure", "None of the uploads finished!")
             return
     pop_property(session, image.id, IMPORT_TASK)
@@ -334,13 +369,18 @@ def _complete(session: Session, job: Job) -> None:
 
 
 def _undo(
-    session: Session, job: Job, image: models.Image, placed: list[str], failed: str | None
+    session: Session,
+    job: Job,
+    undo: import_sources.TakenMetadata,
+    image: models.Image,
+    placed: list[str],
+    failed: tuple[str, ...],
 ) -> None:
     """Take back what this job did to ``image`` and release its lock."""
     _drop_locations(session, image.id, placed)
     merge_stores(session, image.id, IMPORTING, job.stores, remove=True)
-    if failed is not None:
-        merge_stores(session, image.id, FAILED, [failed], remove=False)
+    merge_stores(session, image.id, FAILED, failed, remove=False)
+    undo.give_back(session, image)
     if job.method != COPY_IMAGE:
         _drop_locations(session, image.id, None)
         image.status = "queued"
@@ -356,7 +396,12 @@ def _undo(
 
 
 def _revert(
-    db: db_session.Database, job: Job, placed: list[str], failed: str | None, reason: str
+    db: db_session.Database,
+    job: Job,
+    undo: import_sources.TakenMetadata,
+    placed: list[str],
+    failed: tuple[str, ...],
+    reason: str,
 ) -> None:
     def run(session: Session) -> None:
         try:
@@ -364,7 +409,85 @@ def _revert(
         except _Aborted:
             _finish_task(session, job, "failure", reason)
             return
-        _undo(session, job, image, placed, failed)
+        _undo(session, job, undo, image, placed, failed)
         _finish_task(session, job, "failure", reason)
 
     db.run(run, write=True)
+
+
+# --- web-download and glance-download: into the staging area first ---
+
+
+def _download(db: db_session.Database, job: Job, undo: import_sources.TakenMetadata) -> None:
+    """Bring the job's data into the staging area, as a stage call would (no transaction
+    open while it streams); _Failed says why not."""
+    source: import_sources.SourceImage | None = None
+    expected: int | None = None
+    try:
+        room = db.run(lambda s: _stage_room(s, job), write=False)
+        if job.method == WEB_DOWNLOAD:
+            chunks = import_sources.web_data(str(job.params.get("uri")))
+        else:
+            if job.caller is None:
+                raise _Failed("The import lost its caller's credentials.")
+            source = import_sources.find_source(db, job.caller, job.params)
+            found = source
+            expected = import_sources.check_source(found.record, str(job.params["glance_image_id"]))
+            db.run(lambda s: undo.take(s, _locked(s, job), found.record), write=True)
+            chunks = found.read()
+        received = _receive_staged(job, chunks, room)
+    except (_Aborted, _Failed):
+        raise
+    except Exception as exc:
+        raise _Failed(_reason(exc)) from exc
+    finally:
+        if source is not None:
+            source.close()
+    if expected is not None and received.size != expected:
+        received.discard()
+        raise _Failed(
+            f"Task {job.task_id} failed because downloaded data size {received.size} is "
+            f"different from expected {expected}"
+        )
+    try:
+        data.commit_or_discard(db, received, lambda s, placed: _staged(s, job, received, placed))
+    except (_Aborted, _Failed):
+        raise
+    except Exception as exc:
+        raise _Failed(_reason(exc)) from exc
+
+
+def _stage_room(session: Session, job: Job) -> int | None:
+    image = _locked(session, job)
+    return quotas.stage_room(session, image.owner, excluding=image.id)
+
+
+def _receive_staged(job: Job, chunks: Iterator[bytes], room: int | None) -> ingest.Received:
+    rt = runtime.get()
+    cap = rt.settings.image_size_cap
+
+    def on_limit(size: int) -> Exception:
+        if size > cap:
+            return data.too_large(size, None)
+        return rest.PayloadTooLarge(
+            f"Image exceeds the staging quota: the project may stage {room} more bytes."
+        )
+
+    # Hashes and format inspection come when the staged data goes into each store.
+    return ingest.receive(
+        chunks,
+        rt.staging,
+        job.image_id,
+        limit=cap if room is None else min(cap, room),
+        on_limit=on_limit,
+        hashes=False,
+    )
+
+
+def _staged(session: Session, job: Job, received: ingest.Received, placed: list[Path]) -> None:
+    image = _locked(session, job)
+    quotas.check_stage_size(session, image.owner, received.size, excluding=image.id)
+    relative = data.place(runtime.get().staging, received, image.id, placed)
+    session.add(models.ImageLocation(image_id=image.id, store=stores.STAGING, path=relative))
+    image.size = received.size
+    images.touch(image)

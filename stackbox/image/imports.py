@@ -23,6 +23,7 @@ from stackbox.image import (
     data,
     images,
     import_jobs,
+    import_sources,
     ingest,
     models,
     quotas,
@@ -176,6 +177,8 @@ def _check_status(image: models.Image, method: str) -> None:
         raise rest.Conflict("Image with status active cannot be target for import")
     if image.status != "active" and method == import_jobs.COPY_IMAGE:
         raise rest.Conflict("Only images with status active can be targeted for copying")
+    if image.status != "queued" and method in import_jobs.DOWNLOADS:
+        raise rest.Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
     if image.status != "uploading" and method == import_jobs.GLANCE_DIRECT:
         raise rest.Conflict("Image needs to be staged before 'glance-direct' method can be used")
     if not image.container_format:
@@ -196,6 +199,8 @@ def _accept(
     quotas.check_image_size(session, ctx.project_id, 0)
     image = access.get_visible(session, ctx, request.path_params["image_id"])
     _check_status(image, method)
+    if method == import_sources.GLANCE_DOWNLOAD:
+        import_sources.check_glance_download(body["method"])
     if method == import_jobs.COPY_IMAGE:
         access.enforce(session, request, "copy_image", image)
     else:
@@ -214,6 +219,15 @@ def _accept(
         for name in wanted:
             if name in present:
                 raise rest.BadRequest(f"Image is already present at store '{name}'")
+    caller = None
+    if method in import_jobs.DOWNLOADS:
+        if method == import_sources.WEB_DOWNLOAD:
+            import_sources.check_web_download(body["method"])
+        # The data goes through the staging area first: refuse an owner already over it.
+        quotas.check_stage_size(session, image.owner, 0, excluding=image.id)
+        if ctx.token is None:
+            raise rest.Unauthorized("The request you have made requires authentication.")
+        caller = import_sources.Caller(ctx, ctx.token)
     moment = images.now()
     task = models.Task(
         id=str(uuid.uuid4()),
@@ -238,7 +252,9 @@ def _accept(
     if method == import_jobs.GLANCE_DIRECT:
         quotas.check_image_size(session, image.owner, image.size or 0, excluding=image.id)
     images.touch(image)
-    return import_jobs.Job(task.id, image.id, method, tuple(wanted), must_succeed)
+    return import_jobs.Job(
+        task.id, image.id, method, tuple(wanted), must_succeed, dict(body["method"]), caller
+    )
 
 
 def import_image(request: rest.ApiRequest, db: db_session.Database) -> rest.ApiResponse:

@@ -78,7 +78,8 @@ class ImageMember(Base):
 
 
 class ImageLocation(Base):
-    """Where an image's data is: a file in a named store (or the staging area)."""
+    """Where an image's data is: a file in a named store (or the staging area), or a URL
+    of the read-only http store."""
 
     __tablename__ = "image_location"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -86,8 +87,12 @@ class ImageLocation(Base):
         UUID, ForeignKey("image_image.id", ondelete="CASCADE"), index=True
     )
     store: Mapped[str] = mapped_column(String(64))
-    # Path of the data file relative to the store's root.
+    # Path of the data file relative to the store's root ("" for a URL).
     path: Mapped[str] = mapped_column(String(512))
+    # The data's URL when it stays outside our stores (http store); None for our files.
+    url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    # The location's metadata as clients set it (Glance's "metadata"), without "store".
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSONText, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 

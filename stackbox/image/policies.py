@@ -72,6 +72,13 @@ RULES: list[policy.RuleDefault] = [
         "Show where an image's data is.",
     ),
     _rule("delete_image_location", ADMIN, "Remove one store's copy of an image."),
+    _rule("set_image_location", OWNER_MEMBER, "Add or replace image locations (PATCH)."),
+    _rule(
+        "add_image_location",
+        "rule:service_api or (role:member and project_id:%(project_id)s)",
+        "Add a location to a queued image (POST /v2/images/{image_id}/locations).",
+    ),
+    _rule("fetch_image_location", "rule:service_api", "List an image's locations."),
     _rule("deactivate", OWNER_MEMBER, "Deactivate an image."),
     _rule("reactivate", OWNER_MEMBER, "Reactivate an image."),
     _rule("copy_image", ADMIN, "Copy an image to other stores."),

@@ -9,7 +9,7 @@ from stackbox.config import ImageSettings
 from stackbox.image import stores as filestores
 
 # Import methods this build can run; the settings choose among them.
-IMPLEMENTED_IMPORTS = ("glance-direct", "copy-image")
+IMPLEMENTED_IMPORTS = ("glance-direct", "web-download", "copy-image", "glance-download")
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from stackbox import rest
-from stackbox.image import images, members
+from stackbox.image import images, locations, members
 
 GLANCE_UUID_PATTERN = (
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
@@ -38,6 +38,7 @@ DESCRIPTIONS = {
     "created_at": "Date and time of image registration",
     "updated_at": "Date and time of the last image modification",
     "tags": "List of strings related to the image",
+    "direct_url": "URL to access the image file kept in external store",
     "min_ram": "Amount of ram (in MB) required to boot image.",
     "min_disk": "Amount of disk space (in GB) required to boot image.",
     "self": "An image self url",
@@ -60,6 +61,7 @@ READ_ONLY: dict[str, dict[str, Any]] = {
     "self": {"type": "string"},
     "file": {"type": "string"},
     "stores": {"type": "string"},
+    "direct_url": {"type": "string"},
     "schema": {"type": "string"},
 }
 # Glance's order of the image attributes.
@@ -81,12 +83,14 @@ ORDER = (
     "created_at",
     "updated_at",
     "tags",
+    "direct_url",
     "min_ram",
     "min_disk",
     "self",
     "file",
     "stores",
     "schema",
+    "locations",
 )
 MEMBER_PROPERTIES: dict[str, dict[str, Any]] = {
     "member_id": {
@@ -113,6 +117,9 @@ MEMBER_PROPERTIES: dict[str, dict[str, Any]] = {
 
 
 def _attribute(name: str) -> dict[str, Any]:
+    if name == "locations":
+        # Writable through PATCH /locations; its items and description come from there.
+        return copy.deepcopy(locations.LOCATIONS_SCHEMA)
     if name in READ_ONLY:
         rule = {**READ_ONLY[name], "readOnly": True}
     else:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from stackbox import context, policy, rest, validation
 from stackbox.db import session as db_session
-from stackbox.image import access, data, images, ingest, models, quotas, runtime
+from stackbox.image import access, data, httpstore, images, ingest, models, quotas, runtime
 
 LOG = logging.getLogger(__name__)
 
@@ -312,27 +312,13 @@ def _start(session: Session, task_id: str) -> tuple[str, str, dict[str, Any], st
     return image_id, task.input["import_from"], props, task.owner
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlparse(newurl).scheme not in ("http", "https"):
-            raise ImportFailed(f"Redirect to disallowed URL: {newurl}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def _fetch(url: str) -> Iterator[bytes]:
-    """The data at ``url``, chunk by chunk; ImportFailed if it cannot be fetched."""
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
+    """The data at ``url``, chunk by chunk, through the server's URL allow-list;
+    ImportFailed if it cannot be fetched."""
     try:
-        with opener.open(url, timeout=FETCH_TIMEOUT) as response:
-            while chunk := response.read(CHUNK):
-                yield chunk
-    except urllib.error.HTTPError as exc:
-        raise ImportFailed(f"Fetching {url} failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ImportFailed(f"Fetching {url} failed: {reason}") from None
+        yield from httpstore.read(url)
+    except httpstore.FetchFailed as exc:
+        raise ImportFailed(str(exc)) from None
 
 
 def _run_import(database: db_session.Database, task_id: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stackbox.db import session as db_session
-from stackbox.image import images, import_jobs, ingest, models, runtime, stores
+from stackbox.image import images, import_jobs, ingest, location_import, models, runtime, stores
 
 LOG = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _recover_records(session: Session) -> list[str]:
     for task in session.scalars(
         select(models.Task).where(
             # api_image_import (image import) and import (the legacy tasks API) alike.
-            models.Task.type.in_((import_jobs.TASK_TYPE, "import")),
+            models.Task.type.in_((import_jobs.TASK_TYPE, "import", location_import.TASK_TYPE)),
             models.Task.status.in_(("pending", "processing")),
         )
     ):

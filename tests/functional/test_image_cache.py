@@ -27,6 +27,15 @@ from tests.functional import imagedata
 
 
 @pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cloudfixture.Cloud]:
+    """A cloud allowed to fetch from the loopback servers this module starts."""
+    with cloudfixture.in_process(
+        Path(tmp_path_factory.mktemp("cloud")), image=imagedata.LOOPBACK_FETCH
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def blobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[imagedata.BlobServer]:
     with imagedata.blob_server(tmp_path_factory.mktemp("blobs")) as server:
         yield server
@@ -195,7 +204,11 @@ def test_prune_and_clean_over_the_api(
 
 
 def test_server_prefetches_queued_images_on_its_interval(tmp_path: Path) -> None:
-    env = {"STACKBOX_IMAGE_CACHE_PREFETCH_INTERVAL": "1"}
+    env = {
+        "STACKBOX_IMAGE_CACHE_PREFETCH_INTERVAL": "1",
+        "STACKBOX_IMAGE_IMPORT_ALLOWED_HOSTS": imagedata.LOOPBACK_FETCH["import_allowed_hosts"],
+        "STACKBOX_IMAGE_IMPORT_ALLOWED_PORTS": imagedata.LOOPBACK_FETCH["import_allowed_ports"],
+    }
     with (
         imagedata.blob_server(tmp_path / "blobs") as blob_source,
         cloudfixture.as_process(tmp_path, env=env) as running,

@@ -50,7 +50,7 @@ def demo_http(cloud: cloudfixture.Cloud) -> Iterator[httpx.Client]:
 
 def test_import_info(admin_http: httpx.Client) -> None:
     info = admin_http.get("/v2/info/import").json()
-    assert info["import-methods"]["value"] == ["glance-direct", "copy-image"]
+    assert info["import-methods"]["value"] == ["glance-direct", "copy-image", "glance-download"]
     assert info["import-methods"]["type"] == "array"
 
 

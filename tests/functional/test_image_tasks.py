@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import cloudfixture
 from tests.functional import imagedata
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cloudfixture.Cloud]:
+    """A cloud allowed to fetch from the loopback servers this module starts."""
+    with cloudfixture.in_process(
+        Path(tmp_path_factory.mktemp("cloud")), image=imagedata.LOOPBACK_FETCH
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
