@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, o
 from sqlalchemy.orm import Session
 
 from stackbox import context, policy, rest
-from stackbox.image import access, errors, images, models, stores
+from stackbox.image import access, errors, images, locations, models, stores
 
 # Glance's limit_param_default and api_limit_max.
 DEFAULT_LIMIT = 25
@@ -453,7 +453,10 @@ def index(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     shown = [image for image in rows if _may_show(ctx, image, verdicts)]
     props, tags, names = _children(session, [image.id for image in shown])
     body: dict[str, Any] = {
-        "images": [images.view(i, props[i.id], tags[i.id], names[i.id]) for i in shown],
+        "images": [
+            images.view(i, props[i.id], tags[i.id], names[i.id], locations.shown(session, i, ctx))
+            for i in shown
+        ],
         "schema": "/v2/schemas/images",
     }
     # The page was full in the database: there may be more (Glance's rule).

@@ -205,6 +205,8 @@ def test_an_upload_shows_its_file_location(
     assert shown["locations"] == [{"url": f"file://{path}", "metadata": {"store": "file"}}]
     assert shown["direct_url"] == f"file://{path}"
     assert Path(shown["direct_url"].removeprefix("file://")).read_bytes() == b"uploaded bytes"
+    listed = owner.get("/v2/images", params={"id": image["id"]}).json()["images"]
+    assert listed[0]["locations"] == shown["locations"]
 
 
 def test_other_projects_see_no_locations(
