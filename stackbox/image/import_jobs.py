@@ -85,7 +85,7 @@ class _Source:
     container_format: str | None
 
 
-class _Aborted(Exception):
+class Aborted(Exception):
     """The image is gone or another task holds its lock: stop touching it."""
 
 
@@ -150,25 +150,38 @@ def _stale(task: models.Task) -> bool:
     return images.now() - task.updated_at >= expiry
 
 
-def _locked(session: Session, job: Job) -> models.Image:
-    image = session.get(models.Image, job.image_id)
+def locked_image(
+    session: Session, image_id: str, task_id: str, what: str = "import"
+) -> models.Image:
+    """The image a task works on, while the task still holds its import lock."""
+    image = session.get(models.Image, image_id)
     if image is None:
-        raise _Aborted("Image has been deleted, aborting import.")
-    if get_property(session, image.id, IMPORT_TASK) != job.task_id:
-        raise _Aborted("Another task took over the image's import lock; aborting.")
+        raise Aborted(f"Image has been deleted, aborting {what}.")
+    if get_property(session, image.id, IMPORT_TASK) != task_id:
+        raise Aborted("Another task took over the image's import lock; aborting.")
     return image
 
 
-def _finish_task(session: Session, job: Job, status: str, message: str = "") -> None:
-    task = session.get(models.Task, job.task_id)
+def finish_task(
+    session: Session, task_id: str, image_id: str, status: str, message: str = ""
+) -> None:
+    task = session.get(models.Task, task_id)
     if task is None:
         return
     moment = images.now()
     task.status = status
     task.message = message
-    task.result = {"image_id": job.image_id} if status == "success" else None
+    task.result = {"image_id": image_id} if status == "success" else None
     task.updated_at = moment
     task.expires_at = moment + TASK_TIME_TO_LIVE
+
+
+def _locked(session: Session, job: Job) -> models.Image:
+    return locked_image(session, job.image_id, job.task_id)
+
+
+def _finish_task(session: Session, job: Job, status: str, message: str = "") -> None:
+    finish_task(session, job.task_id, job.image_id, status, message)
 
 
 def _remove_files_after_commit(session: Session, files: list[tuple[str, str]]) -> None:
@@ -214,7 +227,7 @@ def run(db: db_session.Database, job: Job) -> None:
         undo = import_sources.TakenMetadata()
         try:
             _run(db, job, undo)
-        except _Aborted as exc:
+        except Aborted as exc:
             LOG.warning("import %s of image %s stopped: %s", job.task_id, job.image_id, exc)
             message = str(exc)
             db.run(lambda s: _finish_task(s, job, "failure", message), write=True)
@@ -244,7 +257,7 @@ def _run(db: db_session.Database, job: Job, undo: import_sources.TakenMetadata) 
         )
         try:
             _import_to(db, job, source, name, set_active)
-        except _Aborted:
+        except Aborted:
             raise
         except Exception as exc:
             reason = _reason(exc)
@@ -406,7 +419,7 @@ def _revert(
     def run(session: Session) -> None:
         try:
             image = _locked(session, job)
-        except _Aborted:
+        except Aborted:
             _finish_task(session, job, "failure", reason)
             return
         _undo(session, job, undo, image, placed, failed)
@@ -436,7 +449,7 @@ def _download(db: db_session.Database, job: Job, undo: import_sources.TakenMetad
             db.run(lambda s: undo.take(s, _locked(s, job), found.record), write=True)
             chunks = found.read()
         received = _receive_staged(job, chunks, room)
-    except (_Aborted, _Failed):
+    except (Aborted, _Failed):
         raise
     except Exception as exc:
         raise _Failed(_reason(exc)) from exc
@@ -451,7 +464,7 @@ def _download(db: db_session.Database, job: Job, undo: import_sources.TakenMetad
         )
     try:
         data.commit_or_discard(db, received, lambda s, placed: _staged(s, job, received, placed))
-    except (_Aborted, _Failed):
+    except (Aborted, _Failed):
         raise
     except Exception as exc:
         raise _Failed(_reason(exc)) from exc

@@ -96,10 +96,6 @@ class _Digest:
     size: int
 
 
-class _Aborted(Exception):
-    """The image is gone or another task holds its lock: stop touching it."""
-
-
 # --- the request: POST /v2/images/{image_id}/locations ---
 
 
@@ -190,7 +186,7 @@ def run(db: db_session.Database, job: Job) -> None:
     with _slots:
         try:
             _run(db, job)
-        except _Aborted as exc:
+        except import_jobs.Aborted as exc:
             LOG.warning(
                 "location import %s of image %s stopped: %s", job.task_id, job.image_id, exc
             )
@@ -235,24 +231,11 @@ def _run(db: db_session.Database, job: Job) -> None:
 
 
 def _locked(session: Session, job: Job) -> models.Image:
-    image = session.get(models.Image, job.image_id)
-    if image is None:
-        raise _Aborted("Image has been deleted, aborting location import.")
-    if import_jobs.get_property(session, image.id, import_jobs.IMPORT_TASK) != job.task_id:
-        raise _Aborted("Another task took over the image's import lock; aborting.")
-    return image
+    return import_jobs.locked_image(session, job.image_id, job.task_id, "location import")
 
 
 def _finish(session: Session, job: Job, status: str, message: str = "") -> None:
-    task = session.get(models.Task, job.task_id)
-    if task is None:
-        return
-    moment = images.now()
-    task.status = status
-    task.message = message
-    task.result = {"image_id": job.image_id} if status == "success" else None
-    task.updated_at = moment
-    task.expires_at = moment + import_jobs.TASK_TIME_TO_LIVE
+    import_jobs.finish_task(session, job.task_id, job.image_id, status, message)
 
 
 def _release(session: Session, image: models.Image) -> None:
@@ -284,7 +267,9 @@ def _attach(session: Session, job: Job, size: int, secure: bool, algo: str) -> N
         task.status = "processing"
         task.updated_at = images.now()
     if image.status != "queued":
-        raise _Aborted(f"It's not allowed to add locations if image status is {image.status}.")
+        raise import_jobs.Aborted(
+            f"It's not allowed to add locations if image status is {image.status}."
+        )
     session.add(
         models.ImageLocation(
             image_id=image.id, store=httpstore.store_id(), path="", url=job.url, meta=None
