@@ -37,6 +37,7 @@ LOG = logging.getLogger(__name__)
 SERVICES = [
     bootstrap.ServiceEntry("identity", "keystone", "/identity", "Identity Service"),
     bootstrap.ServiceEntry("image", "glance", "/image", "Image Service"),
+    bootstrap.ServiceEntry("network", "neutron", "/networking", "Neutron Service"),
 ]
 
 ACCOUNTS = (
@@ -278,6 +279,7 @@ def _ready(settings: config.Settings, out: TextIO, elapsed: float) -> None:
     _say(out, f"stackbox: ready in {elapsed:.1f}s at {base}")
     _say(out, f"  identity  {base}/identity/v3")
     _say(out, f"  image     {base}/image/v2")
+    _say(out, f"  network   {base}/networking/v2.0")
     _say(
         out,
         f"  clouds.yaml: {settings.state_dir / 'clouds.yaml'} (merged into "

@@ -86,6 +86,39 @@ class ImageSettings:
 
 
 @dataclasses.dataclass
+class NetworkSettings:
+    # ML2: the type project networks get, and what each type driver may hand out.
+    tenant_network_types: str = "vxlan"
+    vni_ranges: str = "1:65535"
+    # "physnet:first:last,..." for VLANs, "first:last,..." for GRE keys.
+    network_vlan_ranges: str = ""
+    gre_ranges: str = "1:1000"
+    # Physical networks flat networks may use ("*" for any).
+    flat_networks: str = "public"
+    global_physnet_mtu: int = 1500
+    # Generated MACs: these three octets, then three random ones (Neutron's base_mac).
+    base_mac: str = "fa:16:3e"
+    dns_domain: str = "openstacklocal."
+    # An agent that has not reported for this long is shown dead.
+    agent_down_time: int = 75
+    # Per-project quotas (Neutron's defaults); -1 is unlimited.
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_subnetpool: int = -1
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    quota_rbac_policy: int = 10
+    # On first start: network "public" (172.24.4.0/24), demo's "private" and "router1".
+    create_defaults: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    public_gateway: str = "172.24.4.1"
+    private_cidr: str = "10.0.0.0/26"
+
+
+@dataclasses.dataclass
 class Settings:
     state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir())
     host: str = "127.0.0.1"
@@ -97,6 +130,7 @@ class Settings:
     log_level: str = "info"
     identity: IdentitySettings = dataclasses.field(default_factory=IdentitySettings)
     image: ImageSettings = dataclasses.field(default_factory=ImageSettings)
+    network: NetworkSettings = dataclasses.field(default_factory=NetworkSettings)
 
     @property
     def base_url(self) -> str:

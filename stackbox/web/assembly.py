@@ -22,6 +22,9 @@ from stackbox.image import policies as image_policies
 from stackbox.image import prefetcher as image_prefetcher
 from stackbox.image import runtime as image_runtime
 from stackbox.image import upkeep as image_upkeep
+from stackbox.network import api as network_api
+from stackbox.network import policies as network_policies
+from stackbox.network import runtime as network_runtime
 from stackbox.web import app as web_app
 
 LOG = logging.getLogger(__name__)
@@ -29,7 +32,11 @@ LOG = logging.getLogger(__name__)
 
 def policy_rules() -> dict[str, list[oslo_policy.RuleDefault]]:
     """Every service's default rules, by service (what ``stackbox policy dump`` prints)."""
-    return {"identity": policies.list_rules(), "image": image_policies.list_rules()}
+    return {
+        "identity": policies.list_rules(),
+        "image": image_policies.list_rules(),
+        "network": network_policies.list_rules(),
+    }
 
 
 def init_policy(settings: config.Settings) -> None:
@@ -65,6 +72,10 @@ def init_identity(settings: config.Settings) -> runtime.IdentityRuntime:
     return rt
 
 
+def init_network(settings: config.Settings) -> None:
+    network_runtime.init(settings.network, settings.base_url)
+
+
 def init_image(settings: config.Settings) -> None:
     image_runtime.init(settings.image, settings.state_dir, settings.base_url)
 
@@ -96,6 +107,7 @@ def build(settings: config.Settings, database: db_session.Database) -> web_app.S
     """The ASGI app; the database must already be migrated."""
     rt = init_identity(settings)
     init_image(settings)
+    init_network(settings)
     init_policy(settings)
     load_revocations(database, settings)
     recover_image_data(database)
@@ -125,7 +137,7 @@ def build(settings: config.Settings, database: db_session.Database) -> web_app.S
     startup: list[Callable[[], Awaitable[None]]] = [start]
     shutdown: list[Callable[[], Awaitable[None]]] = [stop]
     return web_app.StackboxApp(
-        services=[identity_api.service(), image_api.service()],
+        services=[identity_api.service(), image_api.service(), network_api.service()],
         database=database,
         authenticator=identity_api.authenticator(),
         base_url=settings.base_url,

@@ -7,8 +7,9 @@ from alembic import context
 from stackbox.db.base import Base
 from stackbox.identity import models as identity_models
 from stackbox.image import models as image_models
+from stackbox.network import models as network_models
 
-del identity_models, image_models  # imported so their tables are on Base.metadata
+del identity_models, image_models, network_models  # imported so their tables are on Base.metadata
 
 target_metadata = Base.metadata
 
