@@ -66,6 +66,11 @@ def enforce(
         raise PolicyNotAuthorized(action)
 
 
+def has_rule(service: str, action: str) -> bool:
+    enforcer = _enforcers.get(service)
+    return enforcer is not None and action in enforcer.rules
+
+
 def allowed(
     ctx: context.RequestContext, action: str, target: dict[str, Any], *, service: str
 ) -> bool:

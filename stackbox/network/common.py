@@ -133,8 +133,9 @@ def enforce(
         policy.enforce(request.context, action, full, service=SERVICE)
         for name in given:
             attr = attrs.get(name) if attrs else None
-            if attr is not None and attr.policy:
-                policy.enforce(request.context, f"{action}:{name}", full, service=SERVICE)
+            rule = f"{action}:{name}"
+            if attr is not None and attr.policy and policy.has_rule(SERVICE, rule):
+                policy.enforce(request.context, rule, full, service=SERVICE)
     except policy.PolicyNotAuthorized as exc:
         if hide_missing:
             raise rest.NotFound("The resource could not be found.", kind="NotFound") from None
@@ -151,10 +152,12 @@ def visible_fields(
     """Drop attributes whose ``get_x:attr`` rule the caller fails (e.g. provider:*)."""
     full = {"tenant_id": target.get("project_id"), **target}
     for name, attr in attrs.items():
+        rule = f"{action}:{name}"
         if (
             attr.policy
             and name in body
-            and not policy.allowed(request.context, f"{action}:{name}", full, service=SERVICE)
+            and policy.has_rule(SERVICE, rule)
+            and not policy.allowed(request.context, rule, full, service=SERVICE)
         ):
             del body[name]
     return body
@@ -234,7 +237,7 @@ def _sorting(
     result = []
     for i, key in enumerate(keys):
         attr = attrs.get(key)
-        if key != "id" and (attr is None or not (attr.sort or attr.filter)):
+        if key != "id" and (attr is None or not attr.sort):
             raise errors.bad_request(
                 f"{key} is an invalid attribute for sort_keys", kind="HTTPBadRequest"
             )

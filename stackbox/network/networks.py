@@ -27,7 +27,7 @@ DEFAULT_AZ = "nova"
 ATTRS = A.spec(
     A.Attr("id", visible=True, sort=True),
     A.Attr("name", post=True, put=True, default="", validate=A.name_string(255), sort=True),
-    A.Attr("description", post=True, put=True, default="", validate=A.name_string(255)),
+    A.Attr("description", post=True, put=True, default="", validate=A.name_string(255), sort=True),
     A.Attr(
         "project_id", post=True, default=None, validate=A.name_string(255), sort=True, owner=True
     ),
