@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -99,8 +100,23 @@ class NetworkSettings:
     # Generated MACs: these three octets, then three random ones (Neutron's base_mac).
     base_mac: str = "fa:16:3e"
     dns_domain: str = "openstacklocal."
-    # An agent that has not reported for this long is shown dead.
+    # An agent that has not reported for this long is shown dead (Neutron's agent_down_time).
     agent_down_time: int = 75
+    # The network agent this node runs next to the API in one process: "fake" (state
+    # only: ports go ACTIVE, nothing is plugged) or "none".
+    agent: str = "fake"
+    # How often agents heartbeat (Neutron's report_interval) and re-read everything
+    # they host (the repair for a lost nudge: the bus is level-triggered).
+    agent_report_interval: float = 30.0
+    agent_resync_interval: float = 60.0
+    # The availability zone of this node's DHCP and L3 agents.
+    availability_zone: str = "nova"
+    # How many DHCP agents serve each network; whether networks leave DHCP agents dead
+    # for twice agent_down_time (Neutron's allow_automatic_dhcp_failover).
+    dhcp_agents_per_network: int = 1
+    allow_automatic_dhcp_failover: bool = True
+    # How many L3 agents host an HA router.
+    max_l3_agents_per_router: int = 3
     # Per-project quotas (Neutron's defaults); -1 is unlimited.
     quota_network: int = 100
     quota_subnet: int = 100
@@ -118,10 +134,37 @@ class NetworkSettings:
     private_cidr: str = "10.0.0.0/26"
 
 
+class _DatabaseUrl:
+    """The ``database_url`` setting: the URL given, else SQLite in the state dir.
+
+    A descriptor, so that the default follows ``state_dir`` whenever that is set
+    (the config file, environment and flags may set it after construction).
+    """
+
+    slot = "_database_url"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> str:
+        if obj is None:
+            return ""  # read on the class: nothing set
+        given: str = getattr(obj, self.slot, "")
+        return given or f"sqlite:///{obj.state_dir / 'stackbox.db'}"
+
+    def __set__(self, obj: Any, value: str) -> None:
+        # dataclasses pass the descriptor itself as the default value.
+        setattr(obj, self.slot, value if isinstance(value, str) else "")
+
+
 @dataclasses.dataclass
 class Settings:
     state_dir: Path = dataclasses.field(default_factory=lambda: default_state_dir())
+    # SQLAlchemy URL of the database: SQLite in the state dir unless set, for example
+    # "postgresql+psycopg://stackbox:secret@db.example/stackbox" (STACKBOX_DATABASE_URL).
+    # Not in repr: the URL may hold a password.
+    database_url: _DatabaseUrl = dataclasses.field(default=_DatabaseUrl(), repr=False)
     host: str = "127.0.0.1"
+    # This node's name (Neutron's and Nova's `host`): its agents' host and the
+    # binding:host_id of ports bound here. `host` above is the address to listen on.
+    hostname: str = dataclasses.field(default_factory=socket.gethostname)
     port: int = 8080
     # The URL clients use; derived from host and port when empty.
     public_url: str = ""
@@ -142,10 +185,6 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.state_dir / 'stackbox.db'}"
 
 
 def default_state_dir() -> Path:
@@ -170,6 +209,10 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
         if kind is Path:
             return Path(value).expanduser()
         return str(value)
@@ -245,6 +288,13 @@ def check(settings: Settings) -> None:
         )
     if identity.token_expiration < 1:
         raise ConfigError("setting identity.token_expiration: must be at least 1 second")
+    network = settings.network
+    if network.agent not in ("fake", "none"):
+        raise ConfigError(f"setting network.agent: {network.agent!r} is not one of fake, none")
+    if network.agent_report_interval <= 0 or network.agent_resync_interval <= 0:
+        raise ConfigError("setting network.agent_*_interval: must be more than 0 seconds")
+    if not settings.hostname:
+        raise ConfigError("setting hostname: must not be empty")
     if not 0 < settings.port < 65536:
         raise ConfigError(f"setting port: {settings.port} is not a TCP port")
     image = settings.image

@@ -108,12 +108,18 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def in_process(tmp: Path, image: dict[str, Any] | None = None, **identity: Any) -> Iterator[Cloud]:
-    """Run the real app in this process; ``identity`` and ``image`` override settings."""
+def in_process(
+    tmp: Path, image: dict[str, Any] | None = None, database_url: str = "", **identity: Any
+) -> Iterator[Cloud]:
+    """Run the real app in this process; ``identity`` and ``image`` override settings.
+
+    ``database_url`` puts the cloud on that database (SQLite in ``tmp`` by default).
+    """
     identity.setdefault("bcrypt_rounds", 4)
     port = free_port()
     settings = config.Settings(
         state_dir=tmp,
+        database_url=database_url,
         port=port,
         admin_password=ADMIN_PASSWORD,
         identity=config.IdentitySettings(**identity),

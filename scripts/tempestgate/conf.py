@@ -2,7 +2,8 @@
 
 Three sources, in order: tempest.conf.example (the shared defaults), features.toml (our
 choices, each "off" with a reason), then facts of the running cloud (URLs, region, admin
-credentials, which services the catalog offers) and cloud.toml's security-compliance values.
+credentials, which services the catalog offers, its public network and networking
+extensions) and cloud.toml's security-compliance values.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from tempestgate import paths
+from tempestgate import network, paths
 from tempestgate.cloud import Cloud
 from tempestgate.fileserver import Files
 from tempestgate.services import Service
@@ -109,6 +110,9 @@ def cloud_options(
             off.append(Off("service_available", service.service_available, "false", reason))
     neutron = "network" in available
     values[("auth", "create_isolated_networks")] = _render(neutron)
+    if neutron:
+        # The public network's id and the served extensions (network.py; may create it).
+        values.update(network.options(cloud))
     if not neutron:
         reason = "no networking service: Tempest must not ask for per-project networks"
         off.append(Off("auth", "create_isolated_networks", "false", reason))

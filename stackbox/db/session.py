@@ -3,21 +3,29 @@
 SQLite allows one writer at a time; a second writer that collides gets
 "database is locked" after the busy timeout. Rather than surface that, writes
 in this process take one lock, so they queue instead of colliding, and readers
-use WAL so they never wait for a writer. Server databases (PostgreSQL, MariaDB)
-skip the lock and rely on row locks; a serialization failure there is retried.
+use WAL so they never wait for a writer.
+
+PostgreSQL runs at READ COMMITTED with no process lock: writers of many
+processes run at once, and what must stay unique is a constraint (a loser gets
+an IntegrityError its caller turns into the next try or a 409) or is guarded by
+a row lock (``SELECT ... FOR UPDATE``) or ``advisory_lock``. A transaction the
+server aborts as a deadlock or serialization failure is run again from the
+start, a bounded number of times with jittered backoff.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,7 +61,14 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            # Enough connections for every request worker thread of the API.
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=16,
+                max_overflow=48,
+                isolation_level="READ COMMITTED",
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.Lock()
 
@@ -80,9 +95,10 @@ class Database:
                     # it returns; close() detaches them with their loaded state intact.
                 except OperationalError as exc:
                     session.rollback()
-                    if attempts < 5 and _is_retryable(exc):
-                        LOG.warning("retrying a transaction after: %s", exc.orig)
-                        time.sleep(0.05 * attempts)
+                    if attempts < MAX_ATTEMPTS and _is_retryable(exc):
+                        LOG.info("retrying a transaction after: %s", exc.orig)
+                        # Jitter keeps transactions that collided from colliding again.
+                        time.sleep(min(1.0, 0.02 * 2**attempts) * random.random())
                         continue
                     raise
                 except BaseException:
@@ -103,9 +119,30 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# SQLSTATEs of a transaction the server aborted only because of a concurrent one.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+MAX_ATTEMPTS = 10
+
+
 def _is_retryable(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
-    return "database is locked" in text or "serialization" in text or "deadlock" in text
+    if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "serialization" in message or "deadlock" in message
+
+
+def advisory_lock(session: Session, key: str) -> None:
+    """Hold a lock named ``key`` until this transaction ends, where concurrent writers exist.
+
+    For invariants no row can be locked for (at most one default subnet pool per IP
+    version, for instance). On SQLite this process's writers already run one at a time.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": zlib.crc32(key.encode()) - 2**31},
+        )
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:

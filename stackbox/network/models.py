@@ -295,6 +295,9 @@ class RouterRoute(Base):
 
 class FloatingIP(Standard, Base):
     __tablename__ = "net_floatingip"
+    # One floating IP per fixed address and external network, whatever the concurrency
+    # (unassociated ones hold NULLs, which never collide).
+    __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),)
     floating_ip_address: Mapped[str] = mapped_column(String(64))
     floating_network_id: Mapped[str] = mapped_column(UUID, index=True)
     floating_port_id: Mapped[str] = mapped_column(
@@ -341,6 +344,14 @@ class Quota(Base):
     project_id: Mapped[str] = mapped_column(ID, primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaLock(Base):
+    """One row per project that quota checks lock (``SELECT ... FOR UPDATE``), so that on
+    PostgreSQL and MariaDB concurrent creates of one project count one after another."""
+
+    __tablename__ = "net_quota_lock"
+    project_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
 class Tag(Base):

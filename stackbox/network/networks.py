@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stackbox import context, rest
-from stackbox.network import attributes as A
 from stackbox.network import (
+    address_scopes,
+    agent_scheduling,
+    availability_zones,
     common,
     errors,
     ml2,
@@ -20,9 +22,9 @@ from stackbox.network import (
     rbac,
     runtime,
 )
+from stackbox.network import attributes as A
 
 RESOURCE = "network"
-DEFAULT_AZ = "nova"
 
 ATTRS = A.spec(
     A.Attr("id", visible=True, sort=True),
@@ -127,11 +129,19 @@ def get_visible(session: Session, ctx: context.RequestContext, network_id: str) 
     return network
 
 
-def render_many(session: Session, networks: list[models.Network]) -> list[dict[str, Any]]:
+def render_many(
+    session: Session, networks: list[models.Network], viewer: str | None = None
+) -> list[dict[str, Any]]:
+    """Bodies of ``networks``; ``shared`` is as ``viewer`` (a project id) sees it: true when
+    a policy shares the network with that project or with everyone."""
     ids = [n.id for n in networks]
     segments = ml2.segments_of(session, ids)
     tags = common.tags_of(session, RESOURCE, ids)
-    shared = rbac.wildcards(session, RESOURCE, rbac.SHARED, ids)
+    shared = (
+        rbac.shared_with(session, RESOURCE, ids, viewer)
+        if viewer is not None
+        else rbac.wildcards(session, RESOURCE, rbac.SHARED, ids)
+    )
     subnets: dict[str, list[str]] = {i: [] for i in ids}
     for start in range(0, len(ids), 500):
         for network_id, subnet_id in session.execute(
@@ -140,7 +150,15 @@ def render_many(session: Session, networks: list[models.Network]) -> list[dict[s
             .order_by(models.Subnet.created_at, models.Subnet.id)
         ):
             subnets[network_id].append(subnet_id)
-    return [_view(n, segments[n.id], tags[n.id], n.id in shared, subnets[n.id]) for n in networks]
+    views = [_view(n, segments[n.id], tags[n.id], n.id in shared, subnets[n.id]) for n in networks]
+    # Zones of the DHCP agents serving each network; address scopes of its subnets.
+    zones = agent_scheduling.network_zones(session, ids)
+    scopes = address_scopes.of_networks(session, ids)
+    for view in views:
+        view["availability_zones"] = zones.get(view["id"], [])
+        view["ipv4_address_scope"] = scopes[view["id"]][4]
+        view["ipv6_address_scope"] = scopes[view["id"]][6]
+    return views
 
 
 def _view(
@@ -162,7 +180,7 @@ def _view(
             "mtu": network.mtu,
             "port_security_enabled": network.port_security_enabled,
             "availability_zone_hints": list(network.availability_zone_hints or []),
-            "availability_zones": [DEFAULT_AZ],
+            "availability_zones": [],
             "ipv4_address_scope": None,
             "ipv6_address_scope": None,
             "l2_adjacency": True,
@@ -188,8 +206,8 @@ def _view(
     return body
 
 
-def render(session: Session, network: models.Network) -> dict[str, Any]:
-    return render_many(session, [network])[0]
+def render(session: Session, network: models.Network, viewer: str | None = None) -> dict[str, Any]:
+    return render_many(session, [network], viewer)[0]
 
 
 def _shown(
@@ -224,7 +242,34 @@ def _segment_specs(spec: dict[str, Any]) -> list[tuple[str, str | None, int | No
 
 
 def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
-    item = A.body_of(request, RESOURCE)
+    """One network, or several at once (``{"networks": [...]}``): all or nothing."""
+    body = request.body
+    if isinstance(body, dict) and "networks" in body and RESOURCE not in body:
+        items = body["networks"]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise errors.bad_request("Bad networks request: Resource body required.")
+        made = [_create_one(request, session, item) for item in items]
+        return rest.ApiResponse(
+            201,
+            {
+                "networks": [
+                    _shown(request, session, n, render(session, n, request.context.project_id))
+                    for n in made
+                ]
+            },
+        )
+    network = _create_one(request, session, A.body_of(request, RESOURCE))
+    return rest.ApiResponse(
+        201,
+        {
+            RESOURCE: _shown(
+                request, session, network, render(session, network, request.context.project_id)
+            )
+        },
+    )
+
+
+def _create_one(request: rest.ApiRequest, session: Session, item: dict[str, Any]) -> models.Network:
     spec = A.parse(ATTRS, item, create=True, resource=RESOURCE)
     ctx = request.context
     project_id = spec.get("project_id") or spec.get("tenant_id") or ctx.project_id or ""
@@ -238,6 +283,7 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
     if project_id != ctx.project_id and not common.is_admin(ctx):
         raise errors.forbidden("(create_network) is disallowed by policy")
     quotas.check(session, project_id, RESOURCE)
+    availability_zones.validate(session, RESOURCE, spec["availability_zone_hints"])
     settings = runtime.get().settings
     specs = _segment_specs(spec)
     limit = min(ml2.mtu(settings, s[0]) for s in specs)
@@ -267,9 +313,7 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
         rbac.set_wildcard(session, RESOURCE, network.id, rbac.EXTERNAL, True, project_id)
     session.flush()
     notify.network(session, network.id)
-    return rest.ApiResponse(
-        201, {RESOURCE: _shown(request, session, network, render(session, network))}
-    )
+    return network
 
 
 def list_networks(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
@@ -280,14 +324,14 @@ def list_networks(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     networks = list(session.scalars(query))
     bodies = [
         _shown(request, session, n, b)
-        for n, b in zip(networks, render_many(session, networks), strict=True)
+        for n, b in zip(networks, render_many(session, networks, ctx.project_id), strict=True)
     ]
     return common.collection(request, "networks", bodies, ATTRS)
 
 
 def show(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     network = get_visible(session, request.context, request.path_params["network_id"])
-    body = render(session, network)
+    body = render(session, network, request.context.project_id)
     common.enforce(request, "get_network", target(network, body["shared"]), hide_missing=True)
     return {RESOURCE: common.fields_wanted(request, _shown(request, session, network, body))}
 
@@ -371,7 +415,11 @@ def update(request: rest.ApiRequest, session: Session) -> dict[str, Any]:
     common.bump(network)
     session.flush()
     notify.network(session, network.id)
-    return {RESOURCE: _shown(request, session, network, render(session, network))}
+    return {
+        RESOURCE: _shown(
+            request, session, network, render(session, network, request.context.project_id)
+        )
+    }
 
 
 # device_owner values of ports the network itself owns: deleted with it.
@@ -383,6 +431,12 @@ def delete(request: rest.ApiRequest, session: Session) -> None:
     shared_now = rbac.wildcard(session, RESOURCE, network.id, rbac.SHARED)
     common.enforce(request, "delete_network", target(network, shared_now))
     common.check_revision(request, network)
+    # As Neutron: unassociated floating IPs go with their external network; an
+    # associated one keeps it in use. Imported here: floatingips builds on this module.
+    from stackbox.network import floatingips
+
+    floatingips.network_deleting(session, network.id)
+    session.flush()
     in_use = (
         session.scalar(
             select(func.count())
@@ -407,6 +461,15 @@ def delete(request: rest.ApiRequest, session: Session) -> None:
         select(models.Subnet.id).where(models.Subnet.network_id == network.id)
     ):
         common.drop_tags(session, "subnet", subnet_id)
+    # The database cascades ports, addresses and floating IPs; tags are not foreign keys.
+    for port_id in session.scalars(
+        select(models.Port.id).where(models.Port.network_id == network.id)
+    ):
+        common.drop_tags(session, "port", port_id)
+    for fip_id in session.scalars(
+        select(models.FloatingIP.id).where(models.FloatingIP.floating_network_id == network.id)
+    ):
+        common.drop_tags(session, "floatingip", fip_id)
     common.drop_tags(session, RESOURCE, network.id)
     session.delete(network)
     notify.network(session, network.id)

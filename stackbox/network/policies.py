@@ -131,6 +131,8 @@ RULES: list[policy.RuleDefault] = [
     _rule("delete_subnetpool", MEMBER_OWNER),
     *_crud_tags("subnetpool", f"{READER_OWNER} or 'True':%(shared)s", MEMBER_OWNER),
     _rule("onboard_network_subnets", MEMBER_OWNER),
+    _rule("add_prefixes", MEMBER_OWNER),
+    _rule("remove_prefixes", MEMBER_OWNER),
     _rule("create_address_scope", MEMBER_OWNER),
     _rule("create_address_scope:shared", ADMIN),
     _rule("get_address_scope", f"{READER_OWNER} or 'True':%(shared)s"),
@@ -157,6 +159,14 @@ RULES: list[policy.RuleDefault] = [
         "create_port:allowed_address_pairs",
         f"({ADMIN}) or (role:member and rule:network_owner) or rule:service_api",
     ),
+    *[
+        _rule(
+            f"{verb}_port:allowed_address_pairs:{key}",
+            f"({ADMIN}) or (role:member and rule:network_owner) or rule:service_api",
+        )
+        for verb in ("create", "update")
+        for key in ("mac_address", "ip_address")
+    ],
     _rule(
         "get_port",
         f"({ADMIN}) or (rule:service_api) or role:reader and rule:network_owner or "
@@ -181,6 +191,8 @@ RULES: list[policy.RuleDefault] = [
         f"({ADMIN}) or (rule:service_api) or role:manager and rule:network_owner",
     ),
     _rule("update_port:fixed_ips", NETWORK_OWNER_MEMBER),
+    _rule("update_port:fixed_ips:ip_address", NETWORK_OWNER_MEMBER),
+    _rule("update_port:fixed_ips:subnet_id", f"{NETWORK_OWNER_MEMBER} or rule:shared"),
     _rule("update_port:port_security_enabled", NETWORK_OWNER_MEMBER),
     _rule("update_port:binding:host_id", f"({ADMIN}) or (rule:service_api)"),
     _rule("update_port:binding:profile", "rule:service_api or rule:admin_only"),
@@ -252,10 +264,10 @@ RULES: list[policy.RuleDefault] = [
     ),
     # Security groups.
     _rule("create_security_group", MEMBER_OWNER),
-    _rule("get_security_group", READER_OWNER),
+    _rule("get_security_group", f"{READER_OWNER} or rule:shared"),
     _rule("update_security_group", MEMBER_OWNER),
     _rule("delete_security_group", MEMBER_OWNER),
-    *_crud_tags("security_group", READER_OWNER, MEMBER_OWNER),
+    *_crud_tags("security_group", f"{READER_OWNER} or rule:shared", MEMBER_OWNER),
     _rule("create_security_group_rule", f"({ADMIN}) or (role:member and rule:sg_owner)"),
     _rule("get_security_group_rule", f"({ADMIN}) or (role:reader and rule:sg_owner)"),
     _rule("delete_security_group_rule", f"({ADMIN}) or (role:member and rule:sg_owner)"),

@@ -72,6 +72,28 @@ def wildcards(session: Session, object_type: str, action: str, ids: list[str]) -
     return found
 
 
+def shared_with(session: Session, object_type: str, ids: list[str], project_id: str) -> set[str]:
+    """Ids among ``ids`` shared with ``project_id`` (by a policy naming it, or ``*``).
+
+    Neutron's ``shared`` attribute as a caller sees it: true for the project a policy
+    targets, not only for the wildcard.
+    """
+    R = models.RbacPolicy
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found |= set(
+            session.scalars(
+                select(R.object_id).where(
+                    R.object_type == object_type,
+                    R.action == SHARED,
+                    R.target_project.in_((project_id, WILDCARD)),
+                    R.object_id.in_(ids[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
 def set_wildcard(
     session: Session, object_type: str, object_id: str, action: str, on: bool, project_id: str
 ) -> None:

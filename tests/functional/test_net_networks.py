@@ -226,3 +226,41 @@ def test_extensions_list_only_what_is_served(admin_http: httpx.Client) -> None:
     for absent in ("qos", "trunk", "metering", "bgp"):
         assert absent not in aliases
     neutron_error(admin_http.get("/extensions/qos"), 404)
+
+
+def test_bulk_create_is_all_or_nothing(admin_http: httpx.Client) -> None:
+    made = admin_http.post("/networks", json={"networks": [{"name": "bulk-a"}, {"name": "bulk-b"}]})
+    assert made.status_code == 201, made.text
+    assert [n["name"] for n in made.json()["networks"]] == ["bulk-a", "bulk-b"]
+    before = {n["id"] for n in admin_http.get("/networks").json()["networks"]}
+    broken = admin_http.post(
+        "/networks", json={"networks": [{"name": "bulk-c"}, {"name": "bulk-d", "mtu": "x"}]}
+    )
+    neutron_error(broken, 400)
+    assert {n["id"] for n in admin_http.get("/networks").json()["networks"]} == before
+
+
+def test_shared_with_one_project(
+    admin_http: httpx.Client,
+    demo_http: httpx.Client,
+    alt_http: httpx.Client,
+    cloud: cloudfixture.Cloud,
+) -> None:
+    network = create(admin_http, name="for-alt-only")
+    alt_project = cloud.sdk().identity.find_project("alt_demo", ignore_missing=False).id
+    policy = admin_http.post(
+        "/rbac-policies",
+        json={
+            "rbac_policy": {
+                "object_type": "network",
+                "object_id": network["id"],
+                "action": "access_as_shared",
+                "target_tenant": alt_project,
+            }
+        },
+    )
+    assert policy.status_code == 201, policy.text
+    seen = alt_http.get(f"/networks/{network['id']}")
+    assert seen.status_code == 200 and seen.json()["network"]["shared"] is True
+    neutron_error(demo_http.get(f"/networks/{network['id']}"), 404, "NetworkNotFound")
+    assert admin_http.get(f"/networks/{network['id']}").json()["network"]["shared"] is False

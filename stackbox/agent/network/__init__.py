@@ -1,0 +1,1 @@
+"""Network agents: ports, DHCP, routers and metadata on one host."""

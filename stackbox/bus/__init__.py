@@ -1,0 +1,1 @@
+"""The message bus between the controller and agents: nudges, RPC, reports (DESIGN §1)."""

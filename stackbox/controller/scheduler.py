@@ -1,0 +1,69 @@
+"""The controller's side of agent scheduling: place what relayed nudges name, and sweep.
+
+Every batch of nudges the relay is about to publish passes here first, so a
+network that just got a DHCP subnet or a new router has its agent before the
+agents hear of it. A periodic sweep moves networks off long-dead DHCP agents.
+Work created while no agent could take it is placed when an agent registers or
+comes back (``controller.intake``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stackbox.bus import messages
+from stackbox.controller import relay
+from stackbox.db import session as db_session
+from stackbox.network import agent_scheduling
+
+LOG = logging.getLogger(__name__)
+
+
+def place(session: Session, batch: relay.Batch) -> None:
+    """Place the networks and routers that changed.
+
+    Only changes count: resource nudges go to every agent (the broadcast topic), port
+    nudges name their network. Nudges to one host's topic about a network or router
+    are placement news (a binding made or removed, by an admin or by this scheduler)
+    and must not undo it: a router an admin just took off an agent stays unhosted
+    until it changes or an agent registers, as in Neutron.
+    """
+    networks: set[str] = set()
+    routers: set[str] = set()
+    for topic, nudge in batch:
+        broadcast = topic == messages.NETWORK_TOPIC
+        if nudge.kind == "network" and broadcast:
+            networks.add(nudge.id)
+        elif nudge.kind in ("port", "subnet") and nudge.network_id:
+            networks.add(nudge.network_id)
+        elif nudge.kind == "router" and broadcast:
+            routers.add(nudge.id)
+    for network_id in sorted(networks):
+        agent_scheduling.schedule_network(session, network_id)
+    for router_id in sorted(routers):
+        agent_scheduling.schedule_router(session, router_id)
+
+
+def sweep(session: Session) -> None:
+    agent_scheduling.remove_networks_from_dead_agents(session)
+
+
+class Scheduler:
+    def __init__(self, database: db_session.Database) -> None:
+        self.database = database
+
+    async def on_batch(self, batch: relay.Batch) -> None:
+        if not any(n.kind in ("network", "port", "subnet", "router") for _, n in batch):
+            return
+        try:
+            await asyncio.to_thread(self.database.run, lambda s: place(s, batch), write=True)
+        except IntegrityError:
+            # Another controller placed the same thing at the same time: it is placed.
+            LOG.info("placement raced another controller, which placed it")
+
+    async def sweep(self) -> None:
+        await asyncio.to_thread(self.database.run, sweep, write=True)
