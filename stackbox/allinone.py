@@ -29,6 +29,7 @@ from stackbox.db import migrate
 from stackbox.db import session as db_session
 from stackbox.identity import bootstrap, passwords
 from stackbox.image import metadefs_resource_types
+from stackbox.network import defaults as network_defaults
 from stackbox.web import assembly
 
 LOG = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def prepare(settings: config.Settings, out: TextIO) -> db_session.Database:
     if to_hash:
         _say(out, f"  creating users: {', '.join(sorted(to_hash))}")
     hashes = {user: passwords.hash_password(pw[user]) for user in to_hash}
-    database.run(
+    project_ids = database.run(
         lambda s: bootstrap.run(
             s,
             region=settings.region,
@@ -230,6 +231,19 @@ def prepare(settings: config.Settings, out: TextIO) -> db_session.Database:
         write=True,
     )
     database.run(metadefs_resource_types.seed_standard, write=True)
+    if settings.network.create_defaults and not network_defaults.done(settings.state_dir):
+        # The defaults go through the API's handlers, which need the policy and settings.
+        assembly.init_network(settings)
+        assembly.init_policy(settings)
+        made = database.run(
+            lambda s: network_defaults.create(
+                s, settings.network, project_ids["admin"], project_ids["demo"]
+            ),
+            write=True,
+        )
+        network_defaults.mark_done(settings.state_dir)
+        for line in made:
+            _say(out, f"  created {line}")
     write_client_config(settings, pw)
     return database
 

@@ -21,7 +21,10 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         "admin_password": getattr(args, "admin_password", None),
         "log_level": getattr(args, "log_level", None),
     }
-    return config.load(flags, getattr(args, "config", None))
+    settings = config.load(flags, getattr(args, "config", None))
+    if getattr(args, "no_defaults", False):
+        settings.network.create_defaults = False
+    return settings
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -187,6 +190,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="port to listen on (default 8080)")
     up.add_argument("--admin-password", help="password of the admin user (default: generated)")
     up.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    up.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="skip the first-start networks (public, private, router1)",
+    )
     up.set_defaults(func=cmd_up)
 
     identity = sub.add_parser("identity", help="identity administration")

@@ -109,12 +109,19 @@ class Cloud:
 
 @contextlib.contextmanager
 def in_process(
-    tmp: Path, image: dict[str, Any] | None = None, database_url: str = "", **identity: Any
+    tmp: Path,
+    image: dict[str, Any] | None = None,
+    database_url: str = "",
+    network: dict[str, Any] | None = None,
+    **identity: Any,
 ) -> Iterator[Cloud]:
-    """Run the real app in this process; ``identity`` and ``image`` override settings.
+    """Run the real app in this process; ``identity``, ``image``, ``network`` override settings.
 
     ``database_url`` puts the cloud on that database (SQLite in ``tmp`` by default).
+    The first-start networks (public, private, router1) are made only when ``network``
+    asks for them (``create_defaults=True``): most tests want an empty cloud.
     """
+    network = {"create_defaults": False, **(network or {})}
     identity.setdefault("bcrypt_rounds", 4)
     port = free_port()
     settings = config.Settings(
@@ -124,6 +131,7 @@ def in_process(
         admin_password=ADMIN_PASSWORD,
         identity=config.IdentitySettings(**identity),
         image=config.ImageSettings(**(image or {})),
+        network=config.NetworkSettings(**network),
         log_level="warning",
     )
     old_home = os.environ.get("HOME")

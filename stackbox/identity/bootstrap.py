@@ -115,7 +115,9 @@ def run(
     hashes: dict[str, str],
     reset_passwords: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Ensure the bootstrap rows; ``hashes`` holds bcrypt hashes for users to create or reset."""
+    """Ensure the bootstrap rows; ``hashes`` holds bcrypt hashes for users to create or reset.
+
+    Returns the bootstrap projects' ids by name (other services' defaults need them)."""
     reset_passwords = reset_passwords or set()
     if session.get(models.Project, DEFAULT_DOMAIN) is None:
         session.add(
@@ -176,7 +178,7 @@ def run(
         _grant(session, user.id, "project", project.id, roles[account.role].id)
         if account.role == "admin":
             _grant(session, user.id, "system", "all", roles["admin"].id)
-        ids[account.user] = user.id
+        ids[account.project] = project.id
 
     for entry in services:
         _ensure_service(session, entry, region, base_url)

@@ -186,3 +186,38 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
             httpx.get(cloud.identity_url, timeout=1)
     log = (tmp_path / "stackbox.log").read_text()
     assert "stackbox: stopped" in log
+
+
+def test_first_start_creates_devstack_networks_once(tmp_path: Path) -> None:
+    with cloudfixture.as_process(tmp_path) as cloud:
+        networks = cli_json(cloud, "stackbox-admin", "network", "list", "--long")
+        assert isinstance(networks, list)
+        by_name = {n["Name"]: n for n in networks}
+        assert by_name["public"]["Router Type"] in (True, "External")
+        subnet = cli_json(cloud, "stackbox-admin", "subnet", "show", "public-subnet")
+        assert isinstance(subnet, dict)
+        assert subnet["cidr"] == "172.24.4.0/24" and subnet["gateway_ip"] == "172.24.4.1"
+        assert subnet["allocation_pools"] == [{"start": "172.24.4.2", "end": "172.24.4.254"}]
+        private = cli_json(cloud, "stackbox", "subnet", "show", "private-subnet")
+        assert isinstance(private, dict) and private["cidr"] == "10.0.0.0/26"
+        router = cli_json(cloud, "stackbox", "router", "show", "router1")
+        assert isinstance(router, dict)
+        assert router["external_gateway_info"]["network_id"] == by_name["public"]["ID"]
+        pools = cli_json(cloud, "stackbox-admin", "subnet", "pool", "list")
+        assert {"shared-default-subnetpool-v4", "shared-default-subnetpool-v6"} <= {
+            p["Name"]
+            for p in pools  # type: ignore[union-attr]
+        }
+        # Deleted by the user, they stay deleted: "once" means once.
+        cli(cloud, "stackbox", "router", "remove", "subnet", "router1", "private-subnet")
+        cli(cloud, "stackbox", "router", "delete", "router1")
+        cloud.process.send_signal(signal.SIGTERM)
+        assert cloud.process.wait(timeout=20) == 0
+    with cloudfixture.as_process(tmp_path) as again:
+        routers = cli_json(again, "stackbox", "router", "list")
+        assert routers == []
+
+
+def test_no_defaults_flag(tmp_path: Path) -> None:
+    with cloudfixture.as_process(tmp_path, "--no-defaults") as cloud:
+        assert cli_json(cloud, "stackbox-admin", "network", "list") == []

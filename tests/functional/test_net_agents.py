@@ -73,7 +73,10 @@ def cloud_with_agents(tmp: Path, database_url: str = "") -> Iterator[Running]:
         log_level="warning",
         identity=config.IdentitySettings(bcrypt_rounds=4),
         network=config.NetworkSettings(
-            agent_down_time=DOWN_TIME, agent_report_interval=0.3, agent_resync_interval=1.0
+            agent_down_time=DOWN_TIME,
+            agent_report_interval=0.3,
+            agent_resync_interval=1.0,
+            create_defaults=False,
         ),
     )
     old_home = os.environ.get("HOME")
