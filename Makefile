@@ -61,7 +61,9 @@ test: install lint
 	scripts/tempest gate
 
 bench: install
-	$(BIN)/python bench/identity.py $(ARGS)
+	$(BIN)/python bench/identity.py
+	$(BIN)/python bench/network.py
+	$(BIN)/python bench/image.py
 
 clean:
 	rm -rf $(VENV) .tempest .pytest_cache .ruff_cache .mypy_cache

@@ -30,6 +30,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import stackbox_server
+
 PASSWORD = "bench-image-secret"
 RSS_GROWTH_TARGET_MB = 64.0
 THROUGHPUT_TARGET_X = 0.5
@@ -108,17 +112,7 @@ def server(work: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 
 def token(base: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": "admin", "domain": {"id": "default"}, "password": PASSWORD}
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
+    body = stackbox_server.admin_auth(PASSWORD)
     response = httpx.post(f"{base}/identity/v3/auth/tokens", json=body, timeout=30)
     response.raise_for_status()
     return response.headers["X-Subject-Token"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import procs
 
@@ -50,6 +51,21 @@ def launch(
         environment(home, bcrypt_rounds),
         workdir,
     )
+
+
+def admin_auth(password: str) -> dict[str, Any]:
+    """The body of a password token request for the admin, scoped to the admin project."""
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": "admin", "domain": {"id": "default"}, "password": password}
+                },
+            },
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+    }
 
 
 def password_costs(state_dir: Path) -> str:

@@ -2,7 +2,8 @@
 
 Each service keeps its default rules in its own ``policies.py``; the app registers
 them here at start, one enforcer per service. An operator's
-``<state-dir>/policy/<service>.yaml`` overrides any rule of that service.
+``<state-dir>/policy/<service>.yaml`` overrides any rule of that service (read at
+start: restart to apply a changed file).
 oslo.policy always enforces ``scope_types``, so a rule limited to system and
 project scope refuses a domain-scoped token before its check string runs.
 """
@@ -47,6 +48,9 @@ def init(
     )
     enforcer.register_defaults(list(rules))
     enforcer.load_rules()
+    # Rules are read once, at start: otherwise every check stats the policy file and
+    # its directories (a quarter of a millisecond each, on every request's hot path).
+    enforcer.use_conf = False
     _enforcers[service] = enforcer
 
 

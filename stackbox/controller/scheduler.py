@@ -23,8 +23,8 @@ from stackbox.network import agent_scheduling
 LOG = logging.getLogger(__name__)
 
 
-def place(session: Session, batch: relay.Batch) -> None:
-    """Place the networks and routers that changed.
+def place(session: Session, batch: relay.Batch, *, apply: bool = True) -> bool:
+    """Place the networks and routers that changed; True if any needed an agent.
 
     Only changes count: resource nudges go to every agent (the broadcast topic), port
     nudges name their network. Nudges to one host's topic about a network or router
@@ -42,10 +42,12 @@ def place(session: Session, batch: relay.Batch) -> None:
             networks.add(nudge.network_id)
         elif nudge.kind == "router" and broadcast:
             routers.add(nudge.id)
+    placed = False
     for network_id in sorted(networks):
-        agent_scheduling.schedule_network(session, network_id)
+        placed |= bool(agent_scheduling.schedule_network(session, network_id, apply=apply))
     for router_id in sorted(routers):
-        agent_scheduling.schedule_router(session, router_id)
+        placed |= bool(agent_scheduling.schedule_router(session, router_id, apply=apply))
+    return placed
 
 
 def sweep(session: Session) -> None:
@@ -58,6 +60,13 @@ class Scheduler:
 
     async def on_batch(self, batch: relay.Batch) -> None:
         if not any(n.kind in ("network", "port", "subnet", "router") for _, n in batch):
+            return
+        # Most nudges name a network or router already hosted: ask in a read transaction
+        # first, so that they do not queue behind (or hold up) the API's writers.
+        needed = await asyncio.to_thread(
+            self.database.run, lambda s: place(s, batch, apply=False), write=False
+        )
+        if not needed:
             return
         try:
             await asyncio.to_thread(self.database.run, lambda s: place(s, batch), write=True)

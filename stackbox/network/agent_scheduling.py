@@ -100,8 +100,11 @@ def unbind_network(session: Session, network_id: str, agent: models.Agent) -> bo
     return bool(removed)
 
 
-def schedule_network(session: Session, network_id: str) -> list[models.Agent]:
-    """Give the network the DHCP agents it lacks; returns the agents newly chosen."""
+def schedule_network(
+    session: Session, network_id: str, *, apply: bool = True
+) -> list[models.Agent]:
+    """Give the network the DHCP agents it lacks; returns the agents newly chosen
+    (with ``apply=False`` only chooses them, so a read transaction can ask)."""
     network = session.get(models.Network, network_id)
     if network is None or not needs_dhcp(session, network_id):
         return []
@@ -113,9 +116,10 @@ def schedule_network(session: Session, network_id: str) -> list[models.Agent]:
     zones = list(network.availability_zone_hints or [])
     chosen = _candidates(agent_state.of_type(session, agent_state.DHCP), load, hosted, zones)
     chosen = chosen[:missing]
-    for agent in chosen:
-        bind_network(session, network_id, agent)
-    session.flush()
+    if apply:
+        for agent in chosen:
+            bind_network(session, network_id, agent)
+        session.flush()
     return chosen
 
 
@@ -187,8 +191,9 @@ def unbind_router(session: Session, router_id: str, agent: models.Agent) -> bool
     return bool(removed)
 
 
-def schedule_router(session: Session, router_id: str) -> list[models.Agent]:
-    """Give the router the L3 agents it lacks; returns the agents newly chosen."""
+def schedule_router(session: Session, router_id: str, *, apply: bool = True) -> list[models.Agent]:
+    """Give the router the L3 agents it lacks; returns the agents newly chosen
+    (with ``apply=False`` only chooses them)."""
     router = session.get(models.Router, router_id)
     if router is None:
         return []
@@ -201,9 +206,10 @@ def schedule_router(session: Session, router_id: str) -> list[models.Agent]:
     zones = list(router.availability_zone_hints or [])
     agents = [a for a in agent_state.of_type(session, agent_state.L3) if can_host(a, router)]
     chosen = _candidates(agents, load, hosted, zones)[:missing]
-    for agent in chosen:
-        bind_router(session, router_id, agent)
-    session.flush()
+    if apply:
+        for agent in chosen:
+            bind_router(session, router_id, agent)
+        session.flush()
     return chosen
 
 

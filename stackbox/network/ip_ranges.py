@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,7 +37,15 @@ def canonical(ip: str) -> str:
 
 
 def number(ip: str) -> int:
-    return int(ipaddress.ip_address(ip))
+    """An address as an integer; the socket module is ~10x faster than ipaddress, and
+    IPAM turns every allocated address of a subnet into a number on each allocation."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except OSError:
+        try:
+            return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+        except OSError:
+            raise ValueError(f"{ip!r} is not an IP address") from None
 
 
 def version_of(ip_or_cidr: str) -> int:

@@ -166,8 +166,11 @@ def allocate(
     network: models.Network,
     port: models.Port,
     requested: list[dict[str, Any]] | None,
+    *,
+    new_port: bool = False,
 ) -> list[models.IPAllocation]:
-    """Give ``port`` its addresses on ``network`` (see the module's contract)."""
+    """Give ``port`` its addresses on ``network`` (see the module's contract);
+    ``new_port``: the port was inserted in this transaction and holds none yet."""
     owner = port.device_owner or ""
     subnets = candidate_subnets(session, network.id, owner)
     wants: list[_Want] = []
@@ -180,11 +183,13 @@ def allocate(
             want = _resolve_fixed(session, network.id, port, fixed, subnets)
             if want is not None:
                 wants.append(want)
-    held = set(
-        session.scalars(
-            select(models.IPAllocation.subnet_id).where(models.IPAllocation.port_id == port.id)
+    held: set[str] = set()
+    if not new_port:
+        held.update(
+            session.scalars(
+                select(models.IPAllocation.subnet_id).where(models.IPAllocation.port_id == port.id)
+            )
         )
-    )
     handled = held | {w.subnets[0].id for w in wants if len(w.subnets) == 1}
     if owner not in R.ROUTER_INTERFACE_OWNERS_SNAT:
         for subnet in subnets:
@@ -262,19 +267,24 @@ def _insert(
     """
     A = models.IPAllocation
     session.flush()  # so that only this insert can fail in the savepoint
+    values = {
+        "subnet_id": subnet.id,
+        "ip_address": ip,
+        "port_id": port.id,
+        "network_id": port.network_id,
+    }
     try:
         with session.begin_nested():
-            session.execute(
-                insert(A).values(
-                    subnet_id=subnet.id, ip_address=ip, port_id=port.id, network_id=port.network_id
-                )
-            )
+            # RETURNING hands back the row as an ORM object without reading it again.
+            row = session.scalars(
+                insert(A).returning(A).execution_options(populate_existing=True), [values]
+            ).one()
     except IntegrityError as exc:
         if not _is_duplicate(exc):
             # The subnet (or port) went away under us.
             raise errors.resource_not_found("subnet", subnet.id) from None
         return None
-    return session.get(A, (subnet.id, ip), populate_existing=True)
+    return row
 
 
 def _is_duplicate(exc: IntegrityError) -> bool:

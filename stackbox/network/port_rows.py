@@ -85,18 +85,19 @@ def _mac_taken(session: Session, network_id: str, mac: str) -> bool:
 
 def _insert(session: Session, port: models.Port, mac_given: bool) -> None:
     """Insert the row; the (network, MAC) unique constraint settles races."""
+    if mac_given and _mac_taken(session, port.network_id, port.mac_address):
+        raise _mac_in_use(port.network_id, port.mac_address)
     for _ in range(MAC_ATTEMPTS):
         if not mac_given:
+            # A random MAC rarely collides: try the insert and look only when it fails.
             port.mac_address = random_mac()
-            if _mac_taken(session, port.network_id, port.mac_address):
-                continue
-        elif _mac_taken(session, port.network_id, port.mac_address):
-            raise _mac_in_use(port.network_id, port.mac_address)
         try:
             with session.begin_nested():
                 session.add(port)
             return
         except IntegrityError:
+            if not _mac_taken(session, port.network_id, port.mac_address):
+                raise
             if mac_given:
                 raise _mac_in_use(port.network_id, port.mac_address) from None
     raise errors.conflict(
@@ -108,18 +109,24 @@ def _insert(session: Session, port: models.Port, mac_given: bool) -> None:
 # --- security groups, address pairs, DHCP options ----------------------------------------------
 
 
-def _set_groups(session: Session, port: models.Port, group_ids: list[str]) -> None:
-    session.query(models.PortSecurityGroup).filter(
-        models.PortSecurityGroup.port_id == port.id
-    ).delete()
+def _set_groups(
+    session: Session, port: models.Port, group_ids: list[str], *, replace: bool = True
+) -> None:
+    if replace:
+        session.query(models.PortSecurityGroup).filter(
+            models.PortSecurityGroup.port_id == port.id
+        ).delete()
     for group_id in dict.fromkeys(group_ids):
         session.add(models.PortSecurityGroup(port_id=port.id, security_group_id=group_id))
 
 
-def _set_pairs(session: Session, port: models.Port, pairs: list[dict[str, str]]) -> None:
-    session.query(models.AllowedAddressPair).filter(
-        models.AllowedAddressPair.port_id == port.id
-    ).delete()
+def _set_pairs(
+    session: Session, port: models.Port, pairs: list[dict[str, str]], *, replace: bool = True
+) -> None:
+    if replace:
+        session.query(models.AllowedAddressPair).filter(
+            models.AllowedAddressPair.port_id == port.id
+        ).delete()
     unique = {(p.get("mac_address") or port.mac_address, p["ip_address"]): None for p in pairs}
     for mac, address in unique:
         session.add(models.AllowedAddressPair(port_id=port.id, mac_address=mac, ip_address=address))
@@ -251,9 +258,10 @@ def create(
     port.description = spec.get("description") or ""
     common.stamp_new(port, ctx, owner_project)
     _insert(session, port, mac_given=bool(spec.get("mac_address")))
-    ipam.allocate(session, network, port, spec.get("fixed_ips"))
-    _set_groups(session, port, group_ids)
-    _set_pairs(session, port, pairs)
+    ipam.allocate(session, network, port, spec.get("fixed_ips"), new_port=True)
+    # A new port has nothing to replace.
+    _set_groups(session, port, group_ids, replace=False)
+    _set_pairs(session, port, pairs, replace=False)
     for opt in spec.get("extra_dhcp_opts") or []:
         if _opt_value_ok(opt["opt_name"], opt["opt_value"]):
             session.add(

@@ -54,8 +54,11 @@ def dns_assignment(
     return result
 
 
-def render_many(session: Session, ports: Sequence[Any]) -> list[dict[str, Any]]:
-    """Bodies of ``ports`` (ORM rows, or Core rows of net_port's columns)."""
+def render_many(
+    session: Session, ports: Sequence[Any], *, fresh: bool = False
+) -> list[dict[str, Any]]:
+    """Bodies of ``ports`` (ORM rows, or Core rows of net_port's columns); ``fresh``
+    ports were created in this transaction and cannot have tags yet."""
     ids = [p.id for p in ports]
     A = models.IPAllocation
     addresses = _by_port(session, A, (A.ip_address, A.subnet_id), ids)
@@ -66,7 +69,9 @@ def render_many(session: Session, ports: Sequence[Any]) -> list[dict[str, Any]]:
     pairs = _by_port(session, P, (P.ip_address, P.mac_address), ids)
     D = models.ExtraDhcpOpt
     opts = _by_port(session, D, (D.opt_name, D.ip_version, D.opt_value), ids)
-    tags = common.tags_of(session, port_schema.RESOURCE, ids)
+    tags: dict[str, list[str]] = (
+        defaultdict(list) if fresh else common.tags_of(session, port_schema.RESOURCE, ids)
+    )
     domain = port_schema.dns_domain()
     return [
         _view(p, addresses[p.id], groups[p.id], pairs[p.id], opts[p.id], tags[p.id], domain)

@@ -195,7 +195,9 @@ def _enforce(
 # --- handlers -------------------------------------------------------------------------------
 
 
-def _create_one(request: rest.ApiRequest, session: Session, item: dict[str, Any]) -> models.Port:
+def _create_one(
+    request: rest.ApiRequest, session: Session, item: dict[str, Any]
+) -> tuple[models.Port, models.Network]:
     spec = A.parse(ATTRS, item, create=True, resource=RESOURCE)
     ctx = request.context
     network = networks.get_visible(session, ctx, spec["network_id"])
@@ -205,13 +207,18 @@ def _create_one(request: rest.ApiRequest, session: Session, item: dict[str, Any]
         project_id, network.project_id, owner, shared=str(_granted(session, ctx, network))
     )
     _enforce(request, "create_port", facts, item, create=True)
-    return port_rows.create(session, ctx, network, spec, project_id=project_id)
+    return port_rows.create(session, ctx, network, spec, project_id=project_id), network
 
 
 def _shown(
-    request: rest.ApiRequest, session: Session, port: models.Port, body: dict[str, Any]
+    request: rest.ApiRequest,
+    session: Session,
+    port: models.Port,
+    body: dict[str, Any],
+    network: models.Network | None = None,
 ) -> dict[str, Any]:
-    network = session.get(models.Network, port.network_id)
+    if network is None:
+        network = session.get(models.Network, port.network_id)
     facts = port_views.target_of(port, network.project_id if network else None)
     return _reader(request).shown(facts, body)
 
@@ -227,13 +234,19 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
             if not isinstance(item, dict):
                 raise errors.bad_request(f"Bad {RESOURCE}s request: Resource body required.")
             made.append(_create_one(request, session, item))
-        bodies = render_many(session, made)
+        bodies = render_many(session, [p for p, _ in made], fresh=True)
         return rest.ApiResponse(
             201,
-            {"ports": [_shown(request, session, p, b) for p, b in zip(made, bodies, strict=True)]},
+            {
+                "ports": [
+                    _shown(request, session, p, b, n)
+                    for (p, n), b in zip(made, bodies, strict=True)
+                ]
+            },
         )
-    port = _create_one(request, session, A.body_of(request, RESOURCE))
-    return rest.ApiResponse(201, {RESOURCE: _shown(request, session, port, render(session, port))})
+    port, network = _create_one(request, session, A.body_of(request, RESOURCE))
+    body = render_many(session, [port], fresh=True)[0]
+    return rest.ApiResponse(201, {RESOURCE: _shown(request, session, port, body, network)})
 
 
 def _kvp(values: list[str]) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event
 
+from stackbox.network import port_rows
 from tests import cloudfixture, postgres
 
 
@@ -192,6 +193,26 @@ def test_mac_addresses(admin_http: httpx.Client, demo_http: httpx.Client) -> Non
     clash = port(demo_http, net)
     response = put(admin_http, clash["id"], mac_address="fa:16:3e:00:00:42")
     neutron_error(response, 409, "MacAddressInUse")
+
+
+def test_generated_mac_collision_retries(
+    demo_http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated MAC that is taken is replaced by another; only when every attempt
+    collides does the create fail, with MacAddressGenerationFailure and no row left."""
+    net = network(demo_http, name="mac-collisions")
+    subnet(demo_http, net, "10.77.0.0/24")
+    taken = port(demo_http, net)["mac_address"]
+    sequence = [taken, taken, "fa:16:3e:00:77:01"]
+    monkeypatch.setattr(port_rows, "random_mac", lambda: sequence.pop(0))
+    second = port(demo_http, net)
+    assert second["mac_address"] == "fa:16:3e:00:77:01"
+    assert second["fixed_ips"][0]["ip_address"] == "10.77.0.3"
+    monkeypatch.setattr(port_rows, "random_mac", lambda: taken)
+    response = demo_http.post("/ports", json={"port": {"network_id": net["id"]}})
+    neutron_error(response, 409, "MacAddressGenerationFailure")
+    listed = demo_http.get("/ports", params={"network_id": net["id"]}).json()["ports"]
+    assert len(listed) == 2
 
 
 # --- security groups and port security -------------------------------------------------------
