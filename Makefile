@@ -41,11 +41,12 @@ lint: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-# scripts/with-postgres runs the tests with a private PostgreSQL server of their own (the
-# PostgreSQL variants of the concurrency tests), installing Debian's postgresql when root;
-# without it they are skipped, saying so.
+# scripts/with-postgres and scripts/with-rabbitmq run the tests with a private PostgreSQL
+# server and RabbitMQ broker of their own (the PostgreSQL variants of the concurrency tests,
+# the AMQP bus), installing Debian's packages when root; without them those tests are
+# skipped, saying so.
 functional: install
-	scripts/with-postgres $(BIN)/pytest -q -n 2 tests/functional
+	scripts/with-postgres scripts/with-rabbitmq $(BIN)/pytest -q -n 2 tests/functional
 
 e2e: install
 	$(BIN)/pytest -q tests/e2e
@@ -57,7 +58,7 @@ tempest-full: install
 	scripts/tempest full
 
 test: install lint
-	scripts/with-postgres $(BIN)/pytest -q -n 2 tests/unit tests/functional tests/e2e
+	scripts/with-postgres scripts/with-rabbitmq $(BIN)/pytest -q -n 2 tests/unit tests/functional tests/e2e
 	scripts/tempest gate
 
 bench: install

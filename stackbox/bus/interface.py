@@ -17,7 +17,7 @@ Three operations, all on the asyncio loop of their caller:
 Records cross the bus in their wire form (``codec.dumps``/``codec.loads``) even in
 memory, so what works in one process also works between hosts.
 
-An AMQP bus (``amqp.py``, not written yet) maps this onto RabbitMQ: one topic
+The AMQP bus (``amqp.py``; ``factory.open_bus(url)`` picks one) maps this onto RabbitMQ: one topic
 exchange ``stackbox``; ``publish`` sends with the topic as routing key;
 ``subscribe`` declares an exclusive auto-delete queue bound to each topic;
 ``serve`` consumes a durable queue named after the topic (shared by every server,
