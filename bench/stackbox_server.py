@@ -39,16 +39,24 @@ def environment(home: Path, bcrypt_rounds: int) -> dict[str, str]:
 
 
 def launch(
-    workdir: Path, state_dir: Path, port: int, password: str, bcrypt_rounds: int
+    workdir: Path,
+    state_dir: Path,
+    port: int,
+    password: str,
+    bcrypt_rounds: int,
+    settings: dict[str, str] | None = None,
 ) -> procs.Server:
+    """``settings`` are extra ``STACKBOX_*`` environment settings for this bench."""
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
+    env = environment(home, bcrypt_rounds)
+    env.update(settings or {})
     return procs.launch(
         "stackbox",
         command(state_dir, port, password),
         port,
         workdir / "stackbox.log",
-        environment(home, bcrypt_rounds),
+        env,
         workdir,
     )
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import yaml
 
 from stackbox import config
+from stackbox.compute import defaults as compute_defaults
 from stackbox.db import migrate
 from stackbox.db import session as db_session
 from stackbox.identity import bootstrap, passwords
@@ -39,6 +40,7 @@ SERVICES = [
     bootstrap.ServiceEntry("identity", "keystone", "/identity", "Identity Service"),
     bootstrap.ServiceEntry("image", "glance", "/image", "Image Service"),
     bootstrap.ServiceEntry("network", "neutron", "/networking", "Neutron Service"),
+    bootstrap.ServiceEntry("compute", "nova", "/compute/v2.1", "Nova Compute Service"),
 ]
 
 ACCOUNTS = (
@@ -244,6 +246,14 @@ def prepare(settings: config.Settings, out: TextIO) -> db_session.Database:
         network_defaults.mark_done(settings.state_dir)
         for line in made:
             _say(out, f"  created {line}")
+    if settings.compute.create_defaults and not compute_defaults.done(settings.state_dir):
+        # Flavors and the default image go through the compute and image API handlers.
+        assembly.init_image(settings)
+        assembly.init_compute(settings)
+        assembly.init_policy(settings)
+        for line in compute_defaults.create(database, project_ids["admin"]):
+            _say(out, f"  created {line}")
+        compute_defaults.mark_done(settings.state_dir)
     write_client_config(settings, pw)
     return database
 

@@ -24,6 +24,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     settings = config.load(flags, getattr(args, "config", None))
     if getattr(args, "no_defaults", False):
         settings.network.create_defaults = False
+        settings.compute.create_defaults = False
     return settings
 
 

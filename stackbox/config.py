@@ -134,6 +134,66 @@ class NetworkSettings:
     private_cidr: str = "10.0.0.0/26"
 
 
+@dataclasses.dataclass
+class ComputeSettings:
+    # The compute driver of this node's agent: "fake" (state only) or "none" (API only,
+    # no compute agent in this process).
+    driver: str = "fake"
+    # What the fake driver's host reports it has.
+    fake_vcpus: int = 32
+    fake_memory_mb: int = 65536
+    fake_local_gb: int = 1024
+    # Overcommit, as Nova's cpu/ram/disk_allocation_ratio.
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    # The zone compute hosts are in unless an aggregate puts them elsewhere.
+    default_availability_zone: str = "nova"
+    # The zone servers get when they ask for none ("" = any zone).
+    default_schedule_zone: str = ""
+    # The scheduler: "filter" or "chance", the filters and weighers (names of built-ins
+    # or dotted paths, comma separated), and the weighers' multipliers.
+    scheduler_driver: str = "filter"
+    enabled_filters: str = (
+        "ComputeFilter,AvailabilityZoneFilter,RamFilter,CoreFilter,DiskFilter,"
+        "ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,"
+        "SameHostFilter,DifferentHostFilter,JsonFilter"
+    )
+    weighers: str = (
+        "RAMWeigher,CPUWeigher,DiskWeigher,ServerGroupSoftAffinityWeigher,"
+        "ServerGroupSoftAntiAffinityWeigher"
+    )
+    ram_weight_multiplier: float = 1.0
+    cpu_weight_multiplier: float = 1.0
+    disk_weight_multiplier: float = 1.0
+    soft_affinity_weight_multiplier: float = 1.0
+    soft_anti_affinity_weight_multiplier: float = 1.0
+    host_subset_size: int = 1
+    # A compute service that has not reported for this long is down (Nova's service_down_time).
+    service_down_time: int = 60
+    agent_report_interval: float = 10.0
+    agent_resync_interval: float = 60.0
+    # A server still building after this long goes to ERROR (a lost agent, a lost nudge
+    # that no resync repaired): Nova's instance_build_timeout (0 = never).
+    build_timeout: int = 600
+    # Seconds a shelved server keeps its place on its host before it is offloaded (Nova's
+    # shelved_offload_time): 0 offloads at once, -1 never.
+    shelved_offload_time: int = 0
+    # Per-project quotas (Nova's defaults); -1 is unlimited.
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_metadata_items: int = 128
+    quota_injected_files: int = 5
+    quota_injected_file_content_bytes: int = 10240
+    quota_injected_file_path_length: int = 255
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    # On first start: DevStack's flavors and a small default image.
+    create_defaults: bool = True
+
+
 class _DatabaseUrl:
     """The ``database_url`` setting: the URL given, else SQLite in the state dir.
 
@@ -174,6 +234,7 @@ class Settings:
     identity: IdentitySettings = dataclasses.field(default_factory=IdentitySettings)
     image: ImageSettings = dataclasses.field(default_factory=ImageSettings)
     network: NetworkSettings = dataclasses.field(default_factory=NetworkSettings)
+    compute: ComputeSettings = dataclasses.field(default_factory=ComputeSettings)
 
     @property
     def base_url(self) -> str:
@@ -293,6 +354,16 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"setting network.agent: {network.agent!r} is not one of fake, none")
     if network.agent_report_interval <= 0 or network.agent_resync_interval <= 0:
         raise ConfigError("setting network.agent_*_interval: must be more than 0 seconds")
+    compute = settings.compute
+    if compute.driver not in ("fake", "none"):
+        raise ConfigError(f"setting compute.driver: {compute.driver!r} is not one of fake, none")
+    if compute.scheduler_driver not in ("filter", "chance"):
+        raise ConfigError(
+            f"setting compute.scheduler_driver: {compute.scheduler_driver!r} is not one of "
+            "filter, chance"
+        )
+    if compute.agent_report_interval <= 0 or compute.agent_resync_interval <= 0:
+        raise ConfigError("setting compute.agent_*_interval: must be more than 0 seconds")
     if not settings.hostname:
         raise ConfigError("setting hostname: must not be empty")
     if not 0 < settings.port < 65536:

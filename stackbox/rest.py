@@ -35,6 +35,9 @@ class ApiRequest:
     # For ``stream`` routes: the request body, chunk by chunk (iterate it in the
     # handler's worker thread); the body is then not read into ``body``/``raw_body``.
     body_stream: Iterable[bytes] | None = None
+    # The API version the client asked for, as the service's ``negotiate`` parsed it
+    # (compute microversions); None for services without versions.
+    version: Any = None
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -169,6 +172,7 @@ class NotImplementedYet(ApiError):
     title = "Not Implemented"
 
 
+Negotiator = Callable[[Mapping[str, str]], tuple[Any, dict[str, str]]]
 ErrorRenderer = Callable[[ApiError], tuple[int, Any, dict[str, str]]]
 Authenticator = Callable[[str, "ApiRequest | None"], context.RequestContext]
 
@@ -183,3 +187,8 @@ class ServiceApi:
     render_error: ErrorRenderer
     # Extra headers on every response of this service (Keystone sets Vary).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Reads the request's headers before routing: the version the request asks for and
+    # headers for its response, error or not (Nova's microversions); may raise ApiError.
+    negotiate: Negotiator | None = None
+    # A service-specific name the request id is also sent under (Nova's x-compute-request-id).
+    request_id_header: str | None = None

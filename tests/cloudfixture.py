@@ -7,6 +7,7 @@ cloud may run at a time: use them from module-scoped fixtures.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -19,9 +20,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import openstack
@@ -29,9 +30,13 @@ import openstack.config
 import uvicorn
 
 from stackbox import allinone, config
+from stackbox.agent.compute import fake as fake_compute_driver
+from stackbox.agent.compute import service as compute_agent
+from stackbox.agent.network import fake as fake_network_agent
 from stackbox.web import assembly
 
 ADMIN_PASSWORD = "secret-admin-pw"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -44,6 +49,8 @@ def free_port() -> int:
 class Cloud:
     base_url: str
     state_dir: Path
+    # An in-process cloud's bus, controller and agents (None for a `stackbox up` process).
+    plane: assembly.NetworkPlane | None = None
 
     @property
     def identity_url(self) -> str:
@@ -106,6 +113,48 @@ class Cloud:
         assert response.status_code == 201, response.text
         return response.headers["X-Subject-Token"]
 
+    def on_loop(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coroutine`` on an in-process cloud's event loop (where its bus lives)."""
+        assert self.plane is not None and self.plane.loop is not None, "not an in-process cloud"
+        return asyncio.run_coroutine_threadsafe(coroutine, self.plane.loop).result(timeout)
+
+    def start_host(
+        self, host: str, *, report_interval: float = 10.0, **driver: Any
+    ) -> compute_agent.ComputeAgent:
+        """Another compute node on an in-process cloud: a compute agent on the fake driver
+        (``driver``: vcpus, memory_mb, local_gb, spawn_delay) and the host's L2 agent
+        (ports bound to a host need one), on the cloud's bus and loop. Returns once both
+        have registered; the cloud stops them when it stops."""
+        plane = self.plane
+        assert plane is not None, "not an in-process cloud"
+        l2 = tuple(
+            i
+            for i in fake_network_agent.IDENTITIES
+            if i.agent_type == fake_network_agent.LINUX_BRIDGE
+        )
+        network = fake_network_agent.FakeNetworkAgent(
+            plane.bus, host, report_interval=report_interval, identities=l2
+        )
+        node = compute_agent.ComputeAgent(
+            plane.bus,
+            host,
+            fake_compute_driver.FakeDriver(host, **driver),
+            report_interval=report_interval,
+            work_dir=self.state_dir / f"compute-agent-{host}",
+        )
+
+        async def start() -> None:
+            # In the plane's lists, so the app's shutdown stops them with its own agents.
+            plane.agents.append(network)
+            plane.compute_agents.append(node)
+            await network.start()
+            await node.start()
+            while node.service_id is None or len(network.agent_ids) < len(l2):
+                await asyncio.sleep(0.02)
+
+        self.on_loop(start())
+        return node
+
 
 @contextlib.contextmanager
 def in_process(
@@ -113,15 +162,19 @@ def in_process(
     image: dict[str, Any] | None = None,
     database_url: str = "",
     network: dict[str, Any] | None = None,
+    compute: dict[str, Any] | None = None,
     **identity: Any,
 ) -> Iterator[Cloud]:
     """Run the real app in this process; ``identity``, ``image``, ``network`` override settings.
 
+    ``compute`` overrides compute settings.
     ``database_url`` puts the cloud on that database (SQLite in ``tmp`` by default).
     The first-start networks (public, private, router1) are made only when ``network``
     asks for them (``create_defaults=True``): most tests want an empty cloud.
     """
     network = {"create_defaults": False, **(network or {})}
+    # Likewise DevStack's flavors and the default image (``compute`` may ask for them).
+    compute = {"create_defaults": False, **(compute or {})}
     identity.setdefault("bcrypt_rounds", 4)
     port = free_port()
     settings = config.Settings(
@@ -132,6 +185,7 @@ def in_process(
         identity=config.IdentitySettings(**identity),
         image=config.ImageSettings(**(image or {})),
         network=config.NetworkSettings(**network),
+        compute=config.ComputeSettings(**compute),
         log_level="warning",
     )
     old_home = os.environ.get("HOME")
@@ -140,7 +194,8 @@ def in_process(
     try:
         sock = allinone.bind(settings.host, settings.port)
         database = allinone.prepare(settings, io.StringIO())
-        app = assembly.build(settings, database)
+        plane = assembly.network_plane(settings, database)
+        app = assembly.build(settings, database, plane)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -150,7 +205,7 @@ def in_process(
                 raise RuntimeError("the in-process cloud did not start")
             time.sleep(0.01)
         try:
-            yield Cloud(base_url=settings.base_url, state_dir=tmp)
+            yield Cloud(base_url=settings.base_url, state_dir=tmp, plane=plane)
         finally:
             server.should_exit = True
             thread.join(timeout=15)

@@ -37,6 +37,8 @@ class Cloud:
     log: Path
     # From the admin token: catalog type -> [{"interface", "region_id", "url"}, ...]
     catalog: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The admin's project-scoped token, for the runner's own setup calls.
+    admin_token: str = ""
 
     @property
     def identity_v3(self) -> str:
@@ -47,6 +49,13 @@ class Cloud:
             if endpoint.get("interface") == "public" and endpoint.get("region_id"):
                 return str(endpoint["region_id"])
         raise CloudError("the catalog has no public identity endpoint with a region")
+
+    def endpoint(self, catalog_type: str) -> str:
+        """The public URL of a catalog service, without a trailing slash."""
+        for endpoint in self.catalog.get(catalog_type, []):
+            if endpoint.get("interface") == "public":
+                return str(endpoint["url"]).rstrip("/")
+        raise CloudError(f"the catalog has no public {catalog_type} endpoint")
 
 
 def _die_with_parent() -> None:
@@ -105,8 +114,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _read_catalog(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
-    """Authenticate as admin and index the token's catalog by service type."""
+def _authenticate(cloud: Cloud) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """Authenticate as admin: the token, and its catalog indexed by service type."""
     body = {
         "auth": {
             "identity": {
@@ -130,6 +139,7 @@ def _read_catalog(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
+            token_id = str(response.headers["X-Subject-Token"])
             token = json.load(response)["token"]
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
@@ -137,7 +147,7 @@ def _read_catalog(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
     catalog: dict[str, list[dict[str, Any]]] = {}
     for service in token.get("catalog", []):
         catalog.setdefault(service["type"], []).extend(service.get("endpoints", []))
-    return catalog
+    return token_id, catalog
 
 
 @contextlib.contextmanager
@@ -187,7 +197,7 @@ def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
         print(f"tempest: starting stackbox (pid {proc.pid}) at {cloud.base_url}", flush=True)
         started = time.monotonic()
         _wait_ready(proc, cloud.identity_v3, log)
-        cloud.catalog = _read_catalog(cloud)
+        cloud.admin_token, cloud.catalog = _authenticate(cloud)
         print(f"tempest: stackbox ready in {time.monotonic() - started:.1f}s", flush=True)
         yield cloud
     finally:

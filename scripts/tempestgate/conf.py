@@ -3,7 +3,8 @@
 Three sources, in order: tempest.conf.example (the shared defaults), features.toml (our
 choices, each "off" with a reason), then facts of the running cloud (URLs, region, admin
 credentials, which services the catalog offers, its public network and networking
-extensions) and cloud.toml's security-compliance values.
+extensions, its compute images, flavors and microversions) and cloud.toml's
+security-compliance values and scheduler filters.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from tempestgate import network, paths
+from tempestgate import compute, network, paths, selection
 from tempestgate.cloud import Cloud
 from tempestgate.fileserver import Files
 from tempestgate.services import Service
@@ -51,7 +52,11 @@ def _features() -> dict[str, Any]:
 
 
 def chosen_options() -> tuple[dict[tuple[str, str], str], list[Off]]:
-    """features.toml as option values, plus its list of things turned off."""
+    """features.toml as option values, plus its list of things turned off.
+
+    Every false needs a reason; any other value that carries one (a number that makes
+    Tempest skip tests, say) is listed with it too.
+    """
     values: dict[tuple[str, str], str] = {}
     off: list[Off] = []
     for section, options in _features().items():
@@ -65,18 +70,16 @@ def chosen_options() -> tuple[dict[tuple[str, str], str], list[Off]]:
                 raise ValueError(f"{paths.FEATURES}: [{section}] {option} needs a value")
             value = spec["value"]
             reason = spec.get("reason", "")
-            if value is False:
-                if not reason:
-                    raise ValueError(
-                        f"{paths.FEATURES}: [{section}] {option} = false needs a reason"
-                    )
-                off.append(Off(section, option, "false", reason))
+            if value is False and not reason:
+                raise ValueError(f"{paths.FEATURES}: [{section}] {option} = false needs a reason")
+            if reason:
+                off.append(Off(section, option, _render(value), reason))
             values[(section, option)] = _render(value)
     return values, off
 
 
 def cloud_options(
-    cloud: Cloud, services: list[Service], available: set[str]
+    cloud: Cloud, services: list[Service], available: set[str], files: Files
 ) -> tuple[dict[tuple[str, str], str], list[Off]]:
     """Options that follow from the running cloud."""
     values = {
@@ -116,6 +119,9 @@ def cloud_options(
     if not neutron:
         reason = "no networking service: Tempest must not ask for per-project networks"
         off.append(Off("auth", "create_isolated_networks", "false", reason))
+    if "compute" in available:
+        # Images, flavors, microversions and scheduler filters (compute.py; may create some).
+        values.update(compute.options(cloud, files))
     return values, off
 
 
@@ -137,7 +143,7 @@ def write(cloud: Cloud, services: list[Service], available: set[str], files: Fil
     parser.optionxform = str  # type: ignore[assignment, method-assign]
     parser.read_string(paths.CONF_EXAMPLE.read_text())
     chosen, off = chosen_options()
-    derived, derived_off = cloud_options(cloud, services, available)
+    derived, derived_off = cloud_options(cloud, services, available, files)
     served, served_off = file_options(files)
     derived.update(served)
     derived_off += served_off
@@ -155,7 +161,8 @@ def write(cloud: Cloud, services: list[Service], available: set[str], files: Fil
 
 
 def features_markdown(services: list[Service]) -> str:
-    """What the gate turns off and why, for the README (services as if none were present)."""
+    """What the gate turns off and why, for the README (services as if none were present),
+    and the interop tests that may be skipped until stackbox has what they wait for."""
     _, off = chosen_options()
     rows = ["| tempest.conf option | value | why |", "|---|---|---|"]
     for item in off:
@@ -168,4 +175,9 @@ def features_markdown(services: list[Service]) -> str:
         "| `[auth] create_isolated_networks` | false | until the catalog offers networking "
         "(Tempest would ask it for a network per test project) |"
     )
+    waiting = selection.waiting_lines()
+    if waiting:
+        rows += ["", "| interop test allowed to be skipped | waits for |", "|---|---|"]
+        for test_id, waits in sorted(waiting.items()):
+            rows.append(f"| `{test_id.removeprefix('tempest.api.')}` | {waits.waits_for} |")
     return "\n".join(rows)

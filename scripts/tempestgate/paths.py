@@ -16,6 +16,7 @@ LOCK = WORK / "lock"
 
 STACKBOX = REPO / ".venv" / "bin" / "stackbox"
 INTEROP = DATA / "interop-target.txt"
+INTEROP_WAITING = DATA / "interop-waiting.toml"
 CONF_EXAMPLE = DATA / "tempest.conf.example"
 CLOUD_CONFIG = DATA / "cloud.toml"
 FEATURES = DATA / "features.toml"

@@ -23,6 +23,10 @@ class Verdict:
     failed: dict[str, str] = field(default_factory=dict)  # id -> error message
     skipped: dict[str, str] = field(default_factory=dict)  # id -> reason
     not_run: dict[str, str] = field(default_factory=dict)  # bare id -> why
+    # Interop tests skipped as interop-waiting.toml allows: bare id -> what they wait for
+    waiting: dict[str, str] = field(default_factory=dict)
+    # Interop tests listed as waiting that ran all the same (their entry can go)
+    no_longer_waiting: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -42,6 +46,7 @@ def error_message(traceback: str) -> str:
 def judge(results: list[dict[str, Any]], selection: Selection) -> Verdict:
     verdict = Verdict()
     seen: dict[str, str] = {}  # bare id -> status
+    reasons: dict[str, str] = {}  # bare id -> skip reason
     broken_classes: dict[str, str] = {}  # class path -> fixture that failed
     skipped_classes: dict[str, str] = {}  # class path -> why its whole class was skipped
     for result in results:
@@ -58,6 +63,7 @@ def judge(results: list[dict[str, Any]], selection: Selection) -> Verdict:
             verdict.passed.append(test_id)
         elif status == "skip":
             verdict.skipped[test_id] = result.get("reason") or "(no reason given)"
+            reasons[bare(test_id)] = verdict.skipped[test_id]
         elif status in FAILED:
             verdict.failed[test_id] = error_message(result.get("traceback", ""))
         if not fixture:
@@ -68,11 +74,18 @@ def judge(results: list[dict[str, Any]], selection: Selection) -> Verdict:
         if name not in seen and cls in skipped_classes:
             seen[name] = "skip"
             verdict.skipped[test] = f"(whole class) {skipped_classes[cls]}"
+            reasons[name] = skipped_classes[cls]
         if name not in seen:
             why = f"its class failed in {broken_classes[cls]}" if cls in broken_classes else ""
             verdict.not_run[name] = why or "absent from the results"
         elif name in selection.must_run and seen[name] == "skip":
-            verdict.not_run[name] = "skipped, but interop-target.txt requires it"
+            waits = selection.waiting.get(name)
+            if waits is not None and waits.skip in reasons.get(name, ""):
+                verdict.waiting[name] = waits.waits_for
+            else:
+                verdict.not_run[name] = "skipped, but interop-target.txt requires it"
+        elif name in selection.waiting and seen[name] in PASSED:
+            verdict.no_longer_waiting.append(name)
     for pattern in selection.empty_patterns:
         verdict.not_run[pattern] = "the selection lists it but no Tempest test matches"
     return verdict
@@ -98,6 +111,13 @@ def report(
         out.append(f"\nListed in the selection but not run ({len(verdict.not_run)}):")
         for test_id, why in sorted(verdict.not_run.items()):
             out.append(f"  {test_id}: {why}")
+    if verdict.waiting:
+        out.append(f"\nInterop tests waiting (interop-waiting.toml) ({len(verdict.waiting)}):")
+        for test_id, waits_for in sorted(verdict.waiting.items()):
+            out.append(f"  {test_id}\n      waits for: {waits_for}")
+    if verdict.no_longer_waiting:
+        out.append("\nListed in interop-waiting.toml but ran (remove their entries):")
+        out.extend(f"  {test_id}" for test_id in sorted(verdict.no_longer_waiting))
     if selection.excluded:
         out.append(f"\nExcluded by tests/tempest/exclude.txt ({len(selection.excluded)}):")
         for test_id, reason in sorted(selection.excluded.items()):
@@ -106,9 +126,10 @@ def report(
         out.append("\nTurned off in tempest.conf:")
         for item in off:
             out.append(f"  [{item.section}] {item.option} = {item.value}: {item.reason}")
+    waiting = f" ({len(verdict.waiting)} interop waiting)" if verdict.waiting else ""
     out.append(
         f"\n== tempest {name}: {len(verdict.passed)} passed, {len(verdict.failed)} failed, "
-        f"{len(verdict.skipped)} skipped, {len(verdict.not_run)} not run "
+        f"{len(verdict.skipped)} skipped{waiting}, {len(verdict.not_run)} not run "
         f"(of {len(selection.tests)} selected) in {seconds:.0f}s -> "
         f"{'OK' if verdict.ok else 'FAILED'} =="
     )

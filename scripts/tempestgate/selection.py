@@ -7,6 +7,7 @@ an exact load list, so afterwards every wanted test can be checked off.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 
 from tempestgate import paths
@@ -20,18 +21,41 @@ def bare(test_id: str) -> str:
     return ATTRS.sub("", test_id)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """An interop test that may be skipped, for one reason, until stackbox has something."""
+
+    skip: str  # what Tempest's skip reason must contain
+    waits_for: str
+
+
 @dataclass
 class Selection:
     tests: list[str]  # full ids as Tempest lists them
     must_run: set[str]  # bare ids that must run and not be skipped (interop lines)
     excluded: dict[str, str] = field(default_factory=dict)  # full id -> reason
     empty_patterns: list[str] = field(default_factory=list)  # patterns matching nothing
+    # must_run ids that interop-waiting.toml lets be skipped (for the reason it gives)
+    waiting: dict[str, Waiting] = field(default_factory=dict)
 
 
 def interop_lines(service: str) -> list[str]:
     prefix = f"tempest.api.{service}."
     lines = paths.INTEROP.read_text().splitlines()
     return [bare(line.strip()) for line in lines if line.strip().startswith(prefix)]
+
+
+def waiting_lines() -> dict[str, Waiting]:
+    """interop-waiting.toml: bare interop id -> what it waits for."""
+    interop = {bare(line.strip()) for line in paths.INTEROP.read_text().splitlines()}
+    found: dict[str, Waiting] = {}
+    for test_id, spec in tomllib.loads(paths.INTEROP_WAITING.read_text()).items():
+        if test_id not in interop:
+            raise ValueError(f"{paths.INTEROP_WAITING}: {test_id} is not in interop-target.txt")
+        if not spec.get("skip") or not spec.get("waits_for"):
+            raise ValueError(f"{paths.INTEROP_WAITING}: {test_id} needs `skip` and `waits_for`")
+        found[test_id] = Waiting(skip=str(spec["skip"]), waits_for=str(spec["waits_for"]))
+    return found
 
 
 def exclusions() -> list[tuple[re.Pattern[str], str]]:
@@ -81,6 +105,7 @@ def choose(name: str, services: list[Service], available: set[str], listed: list
         if hit:
             chosen.append(test)
     selection = Selection(tests=[], must_run=must_run)
+    selection.waiting = {k: v for k, v in waiting_lines().items() if k in must_run}
     selection.empty_patterns = [p for p, n in matched_by.items() if n == 0]
     rules = exclusions()
     for test in chosen:

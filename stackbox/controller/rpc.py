@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stackbox.bus import codec, interface, messages
-from stackbox.controller import desired, intake
+from stackbox.bus import codec, compute_messages, interface, messages
+from stackbox.controller import compute_rpc, desired, intake
 from stackbox.db import session as db_session
 
 
@@ -44,6 +44,13 @@ def _answer(request: codec.Record) -> tuple[Callable[[Session], Any], bool]:
             return lambda s: intake.record_port_status(s, request), True
         case messages.Heartbeat():
             return lambda s: intake.record_heartbeat(s, request), True
+        case (
+            compute_messages.GetServersForHost()
+            | compute_messages.ReportServerStatus()
+            | compute_messages.ComputeHeartbeat()
+            | compute_messages.GetSnapshotTarget()
+        ):
+            return compute_rpc.answer(request)
     raise ValueError(f"the controller does not answer {type(request).__name__}")
 
 

@@ -1,5 +1,6 @@
 """The controller's loops as one unit: the RPC server agents talk to, the outbox
-relay (with scheduling on the way) and the periodic scheduling sweep."""
+relay (with scheduling on the way), the periodic scheduling sweep and the compute
+sweep (servers stuck building)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import logging
 
 from stackbox.bus import interface
-from stackbox.controller import relay, rpc, scheduler
+from stackbox.controller import compute_rpc, relay, rpc, scheduler
 from stackbox.db import session as db_session
 
 LOG = logging.getLogger(__name__)
@@ -30,19 +31,29 @@ class Controller:
         )
         self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
+        self._compute_sweeper: asyncio.Task[None] | None = None
+        self._control_reporter: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Answer agents first: the relay's first nudges make them ask.
         self.rpc.start()
         self.relay.start()
         self._sweeper = asyncio.create_task(self._sweep_every(), name="scheduling-sweep")
+        self._compute_sweeper = asyncio.create_task(
+            compute_rpc.sweep_every(self.relay.database), name="compute-sweep"
+        )
+        self._control_reporter = asyncio.create_task(
+            compute_rpc.report_control_services_every(self.relay.database),
+            name="control-services",
+        )
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._compute_sweeper, self._control_reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._compute_sweeper = self._control_reporter = None
         await self.relay.stop()
         self.rpc.stop()
 

@@ -143,8 +143,12 @@ class StackboxApp:
         if found is None:
             return self._root(request, request_id)
         service, sub_path = found
+        version_headers: dict[str, str] = {}
         try:
-            response = await self._dispatch(service, sub_path, request, request_id)
+            version = None
+            if service.api.negotiate is not None:
+                version, version_headers = service.api.negotiate(request.headers)
+            response = await self._dispatch(service, sub_path, request, request_id, version)
         except rest.ApiError as error:
             response = self._error(service, error)
         except policy.PolicyNotAuthorized as denied:
@@ -158,7 +162,11 @@ class StackboxApp:
                 ),
             )
         response.headers["x-openstack-request-id"] = request_id
+        if service.api.request_id_header:
+            response.headers[service.api.request_id_header] = request_id
         for key, value in service.api.headers.items():
+            response.headers[key] = value
+        for key, value in version_headers.items():
             response.headers[key] = value
         return response
 
@@ -180,7 +188,12 @@ class StackboxApp:
         return Response(_dumps(body), status, headers=headers, media_type="application/json")
 
     async def _dispatch(
-        self, service: _Service, sub_path: str, request: Request, request_id: str
+        self,
+        service: _Service,
+        sub_path: str,
+        request: Request,
+        request_id: str,
+        version: Any = None,
     ) -> Response:
         method = request.method
         matched = service.match(method, sub_path)
@@ -247,6 +260,7 @@ class StackboxApp:
             url=url,
             raw_body=raw,
             body_stream=_BodyStream(request) if route.stream else None,
+            version=version,
         )
         result = route.fast(api_request) if route.fast is not None else None
         if result is not None:

@@ -15,8 +15,13 @@ from typing import Any
 from oslo_policy import policy as oslo_policy
 
 from stackbox import config, policy
+from stackbox.agent.compute import fake as fake_compute_driver
+from stackbox.agent.compute import service as compute_agent
 from stackbox.agent.network import fake as fake_network_agent
 from stackbox.bus import memory as memory_bus
+from stackbox.compute import api as compute_api
+from stackbox.compute import policies as compute_policies
+from stackbox.compute import runtime as compute_runtime
 from stackbox.controller import service as controller_service
 from stackbox.db import session as db_session
 from stackbox.identity import api as identity_api
@@ -41,6 +46,7 @@ def policy_rules() -> dict[str, list[oslo_policy.RuleDefault]]:
         "identity": policies.list_rules(),
         "image": image_policies.list_rules(),
         "network": network_policies.list_rules(),
+        "compute": compute_policies.list_rules(),
     }
 
 
@@ -81,6 +87,10 @@ def init_network(settings: config.Settings) -> None:
     network_runtime.init(settings.network, settings.base_url)
 
 
+def init_compute(settings: config.Settings) -> None:
+    compute_runtime.init(settings.compute, settings.base_url, settings.hostname)
+
+
 def init_image(settings: config.Settings) -> None:
     image_runtime.init(settings.image, settings.state_dir, settings.base_url)
 
@@ -110,30 +120,39 @@ def load_revocations(database: db_session.Database, settings: config.Settings) -
 
 @dataclasses.dataclass
 class NetworkPlane:
-    """The bus, the controller's loops and this node's network agents, as asyncio tasks
-    of the API's process (the all-in-one layout of DESIGN §1)."""
+    """The bus, the controller's loops and this node's network and compute agents, as
+    asyncio tasks of the API's process (the all-in-one layout of DESIGN §1)."""
 
     bus: memory_bus.Bus
     controller: controller_service.Controller
     agents: list[fake_network_agent.FakeNetworkAgent]
     loop: asyncio.AbstractEventLoop | None = None
+    compute_agents: list[compute_agent.ComputeAgent] = dataclasses.field(default_factory=list)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        # The API calls compute agents (console output) over this bus, on this loop.
+        compute_runtime.attach_bus(self.bus, self.loop)
         await self.controller.start()
         for agent in self.agents:
             await agent.start()
+        for node in self.compute_agents:
+            await node.start()
 
     async def stop(self) -> None:
+        for node in self.compute_agents:
+            await node.stop()
         for agent in self.agents:
             await agent.stop()
         await self.controller.stop()
+        compute_runtime.detach_bus(self.bus)
         await self.bus.close()
 
 
 def network_plane(settings: config.Settings, database: db_session.Database) -> NetworkPlane:
     """The in-process bus, the controller, and (unless turned off) the fake network agent
-    of this host: ports bound to ``settings.hostname`` go ACTIVE through the real path."""
+    of this host: ports bound to ``settings.hostname`` go ACTIVE through the real path;
+    likewise its compute agent on the fake driver drives servers placed on this host."""
     network = settings.network
     bus = memory_bus.Bus()
     controller = controller_service.Controller(
@@ -150,7 +169,26 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
                 resync_interval=network.agent_resync_interval,
             )
         )
-    return NetworkPlane(bus, controller, agents)
+    compute = settings.compute
+    compute_agents = []
+    if compute.driver == "fake":
+        driver = fake_compute_driver.FakeDriver(
+            settings.hostname,
+            vcpus=compute.fake_vcpus,
+            memory_mb=compute.fake_memory_mb,
+            local_gb=compute.fake_local_gb,
+        )
+        compute_agents.append(
+            compute_agent.ComputeAgent(
+                bus,
+                settings.hostname,
+                driver,
+                report_interval=compute.agent_report_interval,
+                resync_interval=compute.agent_resync_interval,
+                work_dir=settings.state_dir / "compute-agent",
+            )
+        )
+    return NetworkPlane(bus, controller, agents, compute_agents=compute_agents)
 
 
 def build(
@@ -163,6 +201,7 @@ def build(
     rt = init_identity(settings)
     init_image(settings)
     init_network(settings)
+    init_compute(settings)
     init_policy(settings)
     load_revocations(database, settings)
     recover_image_data(database)
@@ -198,7 +237,12 @@ def build(
     startup: list[Callable[[], Awaitable[None]]] = [start]
     shutdown: list[Callable[[], Awaitable[None]]] = [stop]
     return web_app.StackboxApp(
-        services=[identity_api.service(), image_api.service(), network_api.service()],
+        services=[
+            identity_api.service(),
+            image_api.service(),
+            network_api.service(),
+            compute_api.service(),
+        ],
         database=database,
         authenticator=identity_api.authenticator(),
         base_url=settings.base_url,

@@ -376,7 +376,8 @@ def test_openstack_cli_create_and_save(cloud: cloudfixture.Cloud, tmp_path: Path
 
 
 def test_killed_mid_upload_comes_back_queued_without_orphans(tmp_path: Path) -> None:
-    with cloudfixture.as_process(tmp_path) as first, glance(first) as client:
+    # --no-defaults: the store must hold only this test's images.
+    with cloudfixture.as_process(tmp_path, "--no-defaults") as first, glance(first) as client:
         kept = new_image(client)
         assert upload(client, kept["id"], b"survivor").status_code == 204
         image = new_image(client)
@@ -399,7 +400,7 @@ def test_killed_mid_upload_comes_back_queued_without_orphans(tmp_path: Path) -> 
         sender.join(30)
     # The crash left a temporary file and an image marked saving.
     assert any(incoming.iterdir())
-    with cloudfixture.as_process(tmp_path) as second, glance(second) as client:
+    with cloudfixture.as_process(tmp_path, "--no-defaults") as second, glance(second) as client:
         shown = show(client, image["id"])
         assert (shown["status"], shown["size"], shown["checksum"]) == ("queued", None, None)
         assert store_files(second.state_dir) == [kept["id"]]

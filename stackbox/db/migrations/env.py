@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from alembic import context
 
+from stackbox.compute import models as compute_models
 from stackbox.db.base import Base
 from stackbox.identity import models as identity_models
 from stackbox.image import models as image_models
 from stackbox.network import models as network_models
 
-del identity_models, image_models, network_models  # imported so their tables are on Base.metadata
+# Imported so their tables are on Base.metadata.
+del compute_models, identity_models, image_models, network_models
 
 target_metadata = Base.metadata
 
