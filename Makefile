@@ -64,6 +64,7 @@ test: install lint
 bench: install
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/network.py
+	$(BIN)/python bench/compute.py
 	$(BIN)/python bench/image.py
 
 clean:
