@@ -374,6 +374,15 @@ def main(argv: list[str] | None = None) -> int:
                 if status == 200 and not body["servers"]:
                     break
                 time.sleep(0.5)
+            # Steady state: the fake network agent has reported every port (right after
+            # the boots its status writes still compete with the listings).
+            while time.monotonic() < deadline:
+                status, body, _ = client.call(
+                    "GET", "/networking/v2.0/ports?status=DOWN&device_owner=compute:nova&limit=1"
+                )
+                if status == 200 and not body["ports"]:
+                    break
+                time.sleep(0.5)
             status, body, _ = client.call("GET", "/compute/v2.1/servers/detail")
             total = len(body.get("servers", []))
             timings = []

@@ -391,7 +391,7 @@ class Bus:
         waiting.set_result(message.body)
 
     async def _send_request(
-        self, topic: str, body: bytes, correlation_id: str, deadline: float
+        self, topic: str, body: bytes, correlation_id: str | None, deadline: float
     ) -> None:
         """Hand the request to the broker, retrying through a reconnect (the caller's
         deadline bounds it)."""
@@ -408,7 +408,8 @@ class Bus:
                     body,
                     content_type=CONTENT_TYPE,
                     correlation_id=correlation_id,
-                    reply_to=reply_queue.name,
+                    # A cast (no correlation id) wants no answer.
+                    reply_to=reply_queue.name if correlation_id else None,
                     # Expires with the caller's patience (at least a millisecond).
                     expiration=max(deadline - loop.time(), 0.001),
                     app_id="stackbox",
@@ -442,6 +443,17 @@ class Bus:
             raise interface.RemoteError(result.error_type, result.message)
         assert isinstance(result, codec.Record)
         return result
+
+    async def cast(self, topic: str, request: codec.Record, ttl: float = 30.0) -> None:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ttl
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._settle()
+                await self._send_request(topic, codec.dumps(request), None, deadline)
+        except TimeoutError:
+            raise interface.CallTimeout(f"{type(request).__name__} on {topic}: not sent") from None
 
     async def close(self) -> None:
         if self._closed:

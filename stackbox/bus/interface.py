@@ -9,6 +9,9 @@ Three operations, all on the asyncio loop of their caller:
   not exist yet.
 - ``subscribe(topics)``: a ``Subscription`` receiving what is published on any of
   ``topics`` from now on, until closed.
+- ``cast(topic, request, ttl)``: a request to *one* server of the topic without waiting
+  for it to be handled (the answer is dropped); a request no server took within ``ttl``
+  is dropped.
 - ``serve(topic, handler)`` / ``call(topic, request, timeout)``: request/response.
   Each request goes to *one* server of the topic (servers of one topic compete,
   so several controllers share the load). A request waits for a server up to its
@@ -81,6 +84,10 @@ class Bus(Protocol):
 
     async def call(self, topic: str, request: codec.Record, timeout: float = 30.0) -> codec.Record:
         """The answer to ``request``; raises ``CallTimeout`` or ``RemoteError``."""
+        ...
+
+    async def cast(self, topic: str, request: codec.Record, ttl: float = 30.0) -> None:
+        """Hand ``request`` to one server of ``topic`` and return at once."""
         ...
 
     async def close(self) -> None: ...

@@ -86,6 +86,8 @@ class Bus:
         self._subscriptions: dict[str, list[MemorySubscription]] = {}
         self._services: dict[str, list[MemoryService]] = {}
         self._turns: dict[str, itertools.count[int]] = {}
+        # Casts on their way to a server (cancelled when the bus closes).
+        self._casts: set[asyncio.Task[None]] = set()
         self._services_changed = asyncio.Event()
         self._queue_size = queue_size
         self._closed = False
@@ -169,8 +171,30 @@ class Bus:
         assert isinstance(result, codec.Record)
         return result
 
+    async def cast(self, topic: str, request: codec.Record, ttl: float = 30.0) -> None:
+        if self._closed:
+            raise interface.Closed("bus closed")
+        wire = codec.dumps(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ttl
+
+        async def deliver() -> None:
+            try:
+                service = await self._server_for(topic, deadline)
+                await service.handler(codec.loads(wire))
+            except (interface.CallTimeout, interface.Closed):
+                LOG.debug("bus: a cast of %s on %s was dropped", type(request).__name__, topic)
+            except Exception:  # the server's failure: nobody waits for it
+                LOG.debug("bus: a cast on %s failed", topic, exc_info=True)
+
+        task = loop.create_task(deliver())
+        self._casts.add(task)
+        task.add_done_callback(self._casts.discard)
+
     async def close(self) -> None:
         self._closed = True
+        for task in list(self._casts):
+            task.cancel()
         for subscribers in list(self._subscriptions.values()):
             for subscription in list(subscribers):
                 subscription.close()

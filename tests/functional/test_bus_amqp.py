@@ -335,6 +335,40 @@ def test_servers_of_a_topic_share_the_requests_and_answer_once(
     run(scenario)
 
 
+def test_a_cast_reaches_one_server_and_returns_at_once(
+    run: Callable[[Scenario], None],
+) -> None:
+    async def scenario(buses: Buses) -> None:
+        bus = await buses.new()
+        peer = await buses.peer(bus)
+        topic = unique("cast")
+        handled: list[str] = []
+        done = asyncio.Event()
+        release = asyncio.Event()
+
+        async def server(request: codec.Record) -> codec.Record:
+            await release.wait()  # the caster must not wait for this
+            assert isinstance(request, messages.Nudge)
+            handled.append(request.id)
+            if len(handled) == 10:
+                done.set()
+            return request
+
+        first, second = peer.serve(topic, server), peer.serve(topic, server)
+        await ready(first, second)
+        async with asyncio.timeout(5):
+            for i in range(10):
+                await bus.cast(topic, messages.Nudge("port", f"p{i}"))
+        assert handled == []
+        release.set()
+        await asyncio.wait_for(done.wait(), 10)
+        await asyncio.sleep(QUIET)
+        # Each cast was handled by exactly one of the two servers.
+        assert sorted(handled) == sorted(f"p{i}" for i in range(10))
+
+    run(scenario)
+
+
 def test_real_messages_round_trip_through_the_bus(run: Callable[[Scenario], None]) -> None:
     async def scenario(buses: Buses) -> None:
         controller = await buses.new()
