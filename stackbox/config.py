@@ -139,6 +139,8 @@ class ComputeSettings:
     # The compute driver of this node's agent: "fake" (state only) or "none" (API only,
     # no compute agent in this process).
     driver: str = "fake"
+    # More fake compute hosts in this process (fake driver only): <hostname>-2, -3, ...
+    fake_extra_hosts: int = 0
     # What the fake driver's host reports it has.
     fake_vcpus: int = 32
     fake_memory_mb: int = 65536
@@ -357,6 +359,8 @@ def check(settings: Settings) -> None:
     compute = settings.compute
     if compute.driver not in ("fake", "none"):
         raise ConfigError(f"setting compute.driver: {compute.driver!r} is not one of fake, none")
+    if compute.fake_extra_hosts < 0 or (compute.fake_extra_hosts and compute.driver != "fake"):
+        raise ConfigError("setting compute.fake_extra_hosts: needs driver = fake and >= 0")
     if compute.scheduler_driver not in ("filter", "chance"):
         raise ConfigError(
             f"setting compute.scheduler_driver: {compute.scheduler_driver!r} is not one of "

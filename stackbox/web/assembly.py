@@ -172,23 +172,49 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
     compute = settings.compute
     compute_agents = []
     if compute.driver == "fake":
-        driver = fake_compute_driver.FakeDriver(
-            settings.hostname,
-            vcpus=compute.fake_vcpus,
-            memory_mb=compute.fake_memory_mb,
-            local_gb=compute.fake_local_gb,
-        )
-        compute_agents.append(
-            compute_agent.ComputeAgent(
-                bus,
-                settings.hostname,
-                driver,
-                report_interval=compute.agent_report_interval,
-                resync_interval=compute.agent_resync_interval,
-                work_dir=settings.state_dir / "compute-agent",
+        for host in fake_hosts(settings):
+            driver = fake_compute_driver.FakeDriver(
+                host,
+                vcpus=compute.fake_vcpus,
+                memory_mb=compute.fake_memory_mb,
+                local_gb=compute.fake_local_gb,
             )
-        )
+            compute_agents.append(
+                compute_agent.ComputeAgent(
+                    bus,
+                    host,
+                    driver,
+                    report_interval=compute.agent_report_interval,
+                    resync_interval=compute.agent_resync_interval,
+                    work_dir=settings.state_dir
+                    / ("compute-agent" if host == settings.hostname else f"compute-agent-{host}"),
+                )
+            )
+            if host != settings.hostname and network.agent == "fake":
+                # Ports bound to the extra host need its L2 agent (DHCP and L3 stay here).
+                agents.append(
+                    fake_network_agent.FakeNetworkAgent(
+                        bus,
+                        host,
+                        availability_zone=network.availability_zone,
+                        report_interval=network.agent_report_interval,
+                        resync_interval=network.agent_resync_interval,
+                        identities=tuple(
+                            i
+                            for i in fake_network_agent.IDENTITIES
+                            if i.agent_type == fake_network_agent.LINUX_BRIDGE
+                        ),
+                    )
+                )
     return NetworkPlane(bus, controller, agents, compute_agents=compute_agents)
+
+
+def fake_hosts(settings: config.Settings) -> list[str]:
+    """This node, then ``compute.fake_extra_hosts`` more fake compute hosts named
+    ``<hostname>-2``, ``-3``...: a multi-host cloud in one process, for trying
+    scheduling, server groups and migrations against the API."""
+    extra = settings.compute.fake_extra_hosts
+    return [settings.hostname] + [f"{settings.hostname}-{i}" for i in range(2, extra + 2)]
 
 
 def build(
