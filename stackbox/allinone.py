@@ -304,12 +304,19 @@ def _ready(settings: config.Settings, out: TextIO, elapsed: float) -> None:
     _say(out, f"  identity  {base}/identity/v3")
     _say(out, f"  image     {base}/image/v2")
     _say(out, f"  network   {base}/networking/v2.0")
+    _say(out, f"  compute   {base}/compute/v2.1")
     _say(
         out,
         f"  clouds.yaml: {settings.state_dir / 'clouds.yaml'} (merged into "
         "~/.config/openstack/clouds.yaml)",
     )
     _say(out, "  try:  export OS_CLOUD=stackbox && openstack token issue")
+    if settings.compute.create_defaults and settings.network.create_defaults:
+        _say(
+            out,
+            "        openstack server create --wait --image stackbox-tiny --flavor m1.nano "
+            "--network private vm1",
+        )
     _say(
         out,
         "        clouds: stackbox (demo), stackbox-alt (alt_demo), stackbox-admin,"
