@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -28,10 +29,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     return settings
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    from stackbox import allinone
-
-    settings = _settings(args)
+def _logging(settings: config.Settings) -> None:
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -39,11 +37,88 @@ def cmd_up(args: argparse.Namespace) -> int:
     if settings.log_level != "debug":
         # Alembic reports every step at INFO; `up` says "database migrated" itself.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from stackbox import allinone
+
+    settings = _settings(args)
+    _logging(settings)
     try:
         return allinone.up(settings)
     except allinone.StartupError as exc:
         print(f"stackbox: cannot start: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    """The API and the controller, with the agents of every host on the AMQP bus."""
+    from stackbox import allinone
+
+    settings = _settings(args)
+    if not settings.bus_url.startswith(("amqp://", "amqps://")):
+        print(
+            "stackbox: the controller needs bus_url (amqp://user:password@broker/): the "
+            "agents of other hosts reach it over that bus (STACKBOX_BUS_URL or bus_url in "
+            "the config file)",
+            file=sys.stderr,
+        )
+        return 2
+    # No agents in this process: each host runs `stackbox agent`.
+    settings.compute.driver = "none"
+    settings.compute.fake_extra_hosts = 0
+    settings.network.agent = "none"
+    _logging(settings)
+    try:
+        return allinone.up(settings)
+    except allinone.StartupError as exc:
+        print(f"stackbox: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """This host's agents, reaching the controller over the AMQP bus."""
+    import signal
+
+    from stackbox.agent import node
+    from stackbox.bus import amqp
+
+    settings = _settings(args)
+    if args.hostname:
+        settings.hostname = args.hostname
+    roles = [r.strip() for r in args.role.split(",") if r.strip()]
+    unknown = sorted(set(roles) - set(node.ROLES))
+    if unknown or not roles:
+        print(f"stackbox: --role takes {', '.join(node.ROLES)}", file=sys.stderr)
+        return 2
+    if not settings.bus_url.startswith(("amqp://", "amqps://")):
+        print(
+            "stackbox: the agent needs bus_url (amqp://user:password@broker/), the "
+            "controller's bus (STACKBOX_BUS_URL or bus_url in the config file)",
+            file=sys.stderr,
+        )
+        return 2
+    _logging(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(
+            f"stackbox agent: {settings.hostname} ({', '.join(roles)}) on "
+            f"{amqp.redacted(settings.bus_url)}",
+            flush=True,
+        )
+        await node.run(settings, roles, stop)
+
+    try:
+        asyncio.run(main())
+    except amqp.Unreachable as exc:
+        print(f"stackbox: cannot start: {exc}", file=sys.stderr)
+        return 1
+    print("stackbox agent: stopped", flush=True)
+    return 0
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
@@ -197,6 +272,28 @@ def parser() -> argparse.ArgumentParser:
         help="skip the first-start networks (public, private, router1)",
     )
     up.set_defaults(func=cmd_up)
+
+    controller = sub.add_parser(
+        "controller", help="the API and the controller; agents run on hosts (needs bus_url)"
+    )
+    _state_args(controller)
+    controller.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    controller.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    controller.add_argument("--admin-password", help="password of the admin user")
+    controller.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    controller.add_argument(
+        "--no-defaults", action="store_true", help="skip the first-start networks and flavors"
+    )
+    controller.set_defaults(func=cmd_controller)
+
+    agent = sub.add_parser("agent", help="this host's agents (needs the controller's bus_url)")
+    _state_args(agent)
+    agent.add_argument("--hostname", help="this host's name (default: the system's)")
+    agent.add_argument(
+        "--role", default="compute,network", help="compute, network or both (default both)"
+    )
+    agent.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    agent.set_defaults(func=cmd_agent)
 
     identity = sub.add_parser("identity", help="identity administration")
     isub = identity.add_subparsers(dest="identity_command", required=True)

@@ -223,6 +223,10 @@ class Settings:
     # "postgresql+psycopg://stackbox:secret@db.example/stackbox" (STACKBOX_DATABASE_URL).
     # Not in repr: the URL may hold a password.
     database_url: _DatabaseUrl = dataclasses.field(default=_DatabaseUrl(), repr=False)
+    # The bus between the controller and agents on other hosts: "" (in-process, the
+    # all-in-one) or "amqp://user:password@broker:5672/" (STACKBOX_BUS_URL; for
+    # `stackbox controller` and `stackbox agent`). Not in repr: it may hold a password.
+    bus_url: str = dataclasses.field(default="", repr=False)
     host: str = "127.0.0.1"
     # This node's name (Neutron's and Nova's `host`): its agents' host and the
     # binding:host_id of ports bound here. `host` above is the address to listen on.

@@ -223,9 +223,10 @@ class ProcessCloud(Cloud):
 
 @contextlib.contextmanager
 def as_process(
-    tmp: Path, *extra_args: str, env: dict[str, str] | None = None
+    tmp: Path, *extra_args: str, env: dict[str, str] | None = None, command: str = "up"
 ) -> Iterator[ProcessCloud]:
-    """Start `stackbox up` as its own process (what a user runs); stop it by its PID."""
+    """Start `stackbox up` (or ``command``: `controller`) as its own process (what a user
+    runs); stop it by its PID."""
     port = free_port()
     run_env = dict(os.environ)
     run_env.update({"HOME": str(tmp), "STACKBOX_IDENTITY_BCRYPT_ROUNDS": "4"})
@@ -237,7 +238,7 @@ def as_process(
             sys.executable,
             "-m",
             "stackbox",
-            "up",
+            command,
             "--state-dir",
             str(state),
             "--port",

@@ -18,6 +18,7 @@ from stackbox import config, policy
 from stackbox.agent.compute import fake as fake_compute_driver
 from stackbox.agent.compute import service as compute_agent
 from stackbox.agent.network import fake as fake_network_agent
+from stackbox.bus import amqp as amqp_bus
 from stackbox.bus import memory as memory_bus
 from stackbox.compute import api as compute_api
 from stackbox.compute import policies as compute_policies
@@ -123,7 +124,7 @@ class NetworkPlane:
     """The bus, the controller's loops and this node's network and compute agents, as
     asyncio tasks of the API's process (the all-in-one layout of DESIGN §1)."""
 
-    bus: memory_bus.Bus
+    bus: memory_bus.Bus | amqp_bus.Bus
     controller: controller_service.Controller
     agents: list[fake_network_agent.FakeNetworkAgent]
     loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +132,8 @@ class NetworkPlane:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        if isinstance(self.bus, amqp_bus.Bus):
+            await self.bus.connect()
         # The API calls compute agents (console output) over this bus, on this loop.
         compute_runtime.attach_bus(self.bus, self.loop)
         await self.controller.start()
@@ -154,7 +157,9 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
     of this host: ports bound to ``settings.hostname`` go ACTIVE through the real path;
     likewise its compute agent on the fake driver drives servers placed on this host."""
     network = settings.network
-    bus = memory_bus.Bus()
+    bus: memory_bus.Bus | amqp_bus.Bus = (
+        amqp_bus.Bus(settings.bus_url) if settings.bus_url else memory_bus.Bus()
+    )
     controller = controller_service.Controller(
         database, bus, sweep_interval=max(network.agent_down_time / 2, 1.0)
     )
