@@ -39,10 +39,9 @@ def _logging(settings: config.Settings) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def _serve(settings: config.Settings) -> int:
     from stackbox import allinone
 
-    settings = _settings(args)
     _logging(settings)
     try:
         return allinone.up(settings)
@@ -51,29 +50,32 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
 
 
+def _has_bus(settings: config.Settings, who: str) -> bool:
+    if settings.bus_url.startswith(("amqp://", "amqps://")):
+        return True
+    print(
+        f"stackbox: {who} needs bus_url (amqp://user:password@broker/), the bus between the "
+        "controller and the agents of every host (STACKBOX_BUS_URL or bus_url in the config "
+        "file)",
+        file=sys.stderr,
+    )
+    return False
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _serve(_settings(args))
+
+
 def cmd_controller(args: argparse.Namespace) -> int:
     """The API and the controller, with the agents of every host on the AMQP bus."""
-    from stackbox import allinone
-
     settings = _settings(args)
-    if not settings.bus_url.startswith(("amqp://", "amqps://")):
-        print(
-            "stackbox: the controller needs bus_url (amqp://user:password@broker/): the "
-            "agents of other hosts reach it over that bus (STACKBOX_BUS_URL or bus_url in "
-            "the config file)",
-            file=sys.stderr,
-        )
+    if not _has_bus(settings, "the controller"):
         return 2
     # No agents in this process: each host runs `stackbox agent`.
     settings.compute.driver = "none"
     settings.compute.fake_extra_hosts = 0
     settings.network.agent = "none"
-    _logging(settings)
-    try:
-        return allinone.up(settings)
-    except allinone.StartupError as exc:
-        print(f"stackbox: cannot start: {exc}", file=sys.stderr)
-        return 1
+    return _serve(settings)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -91,12 +93,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if unknown or not roles:
         print(f"stackbox: --role takes {', '.join(node.ROLES)}", file=sys.stderr)
         return 2
-    if not settings.bus_url.startswith(("amqp://", "amqps://")):
-        print(
-            "stackbox: the agent needs bus_url (amqp://user:password@broker/), the "
-            "controller's bus (STACKBOX_BUS_URL or bus_url in the config file)",
-            file=sys.stderr,
-        )
+    if not _has_bus(settings, "the agent"):
         return 2
     _logging(settings)
 

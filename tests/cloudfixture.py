@@ -127,11 +127,7 @@ class Cloud:
         have registered; the cloud stops them when it stops."""
         plane = self.plane
         assert plane is not None, "not an in-process cloud"
-        l2 = tuple(
-            i
-            for i in fake_network_agent.IDENTITIES
-            if i.agent_type == fake_network_agent.LINUX_BRIDGE
-        )
+        l2 = fake_network_agent.L2_ONLY
         network = fake_network_agent.FakeNetworkAgent(
             plane.bus, host, report_interval=report_interval, identities=l2
         )

@@ -204,11 +204,7 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
                         availability_zone=network.availability_zone,
                         report_interval=network.agent_report_interval,
                         resync_interval=network.agent_resync_interval,
-                        identities=tuple(
-                            i
-                            for i in fake_network_agent.IDENTITIES
-                            if i.agent_type == fake_network_agent.LINUX_BRIDGE
-                        ),
+                        identities=fake_network_agent.L2_ONLY,
                     )
                 )
     return NetworkPlane(bus, controller, agents, compute_agents=compute_agents)

@@ -85,6 +85,9 @@ IDENTITIES = (
         {"metadata_proxy_socket": "", "log_agent_heartbeats": False},
     ),
 )
+# A compute-only host's agents: the L2 agent alone (ports bound to a host need one;
+# DHCP and routers live on network hosts).
+L2_ONLY = tuple(i for i in IDENTITIES if i.agent_type == LINUX_BRIDGE)
 
 
 class FakeNetworkAgent:
