@@ -33,6 +33,7 @@ from stackbox import allinone, config
 from stackbox.agent.compute import fake as fake_compute_driver
 from stackbox.agent.compute import service as compute_agent
 from stackbox.agent.network import fake as fake_network_agent
+from stackbox.db import session as db_session
 from stackbox.web import assembly
 
 ADMIN_PASSWORD = "secret-admin-pw"
@@ -184,9 +185,17 @@ def in_process(
         compute=config.ComputeSettings(**compute),
         log_level="warning",
     )
+    with serve(settings) as (cloud, _):
+        yield cloud
+
+
+@contextlib.contextmanager
+def serve(settings: config.Settings) -> Iterator[tuple[Cloud, db_session.Database]]:
+    """The real app for ``settings``, served from a thread of this process (prepared as
+    ``up`` prepares it), with its database; HOME points at the state dir meanwhile, since
+    ``up`` merges clouds.yaml into ~/.config/openstack."""
     old_home = os.environ.get("HOME")
-    # `up` merges clouds.yaml into ~/.config/openstack; keep tests out of the real home.
-    os.environ["HOME"] = str(tmp)
+    os.environ["HOME"] = str(settings.state_dir)
     try:
         sock = allinone.bind(settings.host, settings.port)
         database = allinone.prepare(settings, io.StringIO())
@@ -201,10 +210,13 @@ def in_process(
                 raise RuntimeError("the in-process cloud did not start")
             time.sleep(0.01)
         try:
-            yield Cloud(base_url=settings.base_url, state_dir=tmp, plane=plane)
+            yield (
+                Cloud(base_url=settings.base_url, state_dir=settings.state_dir, plane=plane),
+                database,
+            )
         finally:
             server.should_exit = True
-            thread.join(timeout=15)
+            thread.join(timeout=20)
             sock.close()
     finally:
         if old_home is None:

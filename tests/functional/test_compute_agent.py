@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import io
-import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -27,11 +24,10 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stackbox import allinone, config, rest
+from stackbox import config, rest
 from stackbox.agent.compute import fake
 from stackbox.agent.compute import service as compute_agent
 from stackbox.compute import agent_calls, build_timeouts, hosts, models, notify, states
@@ -127,32 +123,9 @@ def _settings(tmp: Path, port: int) -> config.Settings:
 
 @contextlib.contextmanager
 def running_cloud(settings: config.Settings) -> Iterator[Running]:
-    tmp = settings.state_dir
-    old_home = os.environ.get("HOME")
-    os.environ["HOME"] = str(tmp)
-    try:
-        sock = allinone.bind(settings.host, settings.port)
-        database = allinone.prepare(settings, io.StringIO())
-        plane = assembly.network_plane(settings, database)
-        app = assembly.build(settings, database, plane)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the cloud did not start"
-            time.sleep(0.01)
-        try:
-            yield Running(cloudfixture.Cloud(settings.base_url, tmp), plane, database, settings)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-            sock.close()
-    finally:
-        if old_home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = old_home
+    with cloudfixture.serve(settings) as (cloud, database):
+        assert cloud.plane is not None
+        yield Running(cloud, cloud.plane, database, settings)
 
 
 @pytest.fixture(scope="module")

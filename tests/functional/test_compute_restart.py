@@ -10,8 +10,6 @@ claim and its port, and deleting them all leaves no port and no claim behind.
 from __future__ import annotations
 
 import contextlib
-import io
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -20,11 +18,10 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stackbox import allinone, config
+from stackbox import config
 from stackbox.agent.compute import fake
 from stackbox.compute import models
 from stackbox.db import session as db_session
@@ -59,23 +56,9 @@ def _settings(tmp: Path, port: int) -> config.Settings:
 def cloud(
     settings: config.Settings,
 ) -> Iterator[tuple[cloudfixture.Cloud, assembly.NetworkPlane, db_session.Database]]:
-    sock = allinone.bind(settings.host, settings.port)
-    database = allinone.prepare(settings, io.StringIO())
-    plane = assembly.network_plane(settings, database)
-    app = assembly.build(settings, database, plane)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the cloud did not start"
-        time.sleep(0.01)
-    try:
-        yield cloudfixture.Cloud(settings.base_url, settings.state_dir), plane, database
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+    with cloudfixture.serve(settings) as (running, database):
+        assert running.plane is not None
+        yield running, running.plane, database
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import os
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -20,9 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 
-from stackbox import allinone, config
+from stackbox import config
 from stackbox.agent.network import fake
 from stackbox.bus import codec, interface, memory, messages
 from stackbox.db import session as db_session
@@ -79,31 +75,9 @@ def cloud_with_agents(tmp: Path, database_url: str = "") -> Iterator[Running]:
             create_defaults=False,
         ),
     )
-    old_home = os.environ.get("HOME")
-    os.environ["HOME"] = str(tmp)
-    try:
-        sock = allinone.bind(settings.host, settings.port)
-        database = allinone.prepare(settings, io.StringIO())
-        plane = assembly.network_plane(settings, database)
-        app = assembly.build(settings, database, plane)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the cloud did not start"
-            time.sleep(0.01)
-        try:
-            yield Running(cloudfixture.Cloud(settings.base_url, tmp), plane, database)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-            sock.close()
-    finally:
-        if old_home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = old_home
+    with cloudfixture.serve(settings) as (cloud, database):
+        assert cloud.plane is not None
+        yield Running(cloud, cloud.plane, database)
 
 
 @pytest.fixture(scope="module")
