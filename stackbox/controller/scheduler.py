@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,11 +55,42 @@ def sweep(session: Session) -> None:
     agent_scheduling.remove_networks_from_dead_agents(session)
 
 
+# How long a network found placed is taken as placed for its ports' nudges. Port
+# creates come by the hundred per second on one network; asking each time cost a
+# read transaction per port. Network and subnet nudges (including an admin's
+# removal from an agent) ask again at once; dead agents are the sweep's business.
+SETTLED_SECONDS = 2.0
+
+
 class Scheduler:
     def __init__(self, database: db_session.Database) -> None:
         self.database = database
+        self._settled: dict[str, float] = {}
+
+    def _unsettled(self, batch: relay.Batch) -> relay.Batch:
+        """The batch without port nudges of networks recently found placed."""
+        now = time.monotonic()
+        for _, nudge in batch:
+            if nudge.kind == "network":
+                self._settled.pop(nudge.id, None)
+            elif nudge.kind == "subnet":
+                self._settled.pop(nudge.network_id, None)
+        return [
+            (topic, nudge)
+            for topic, nudge in batch
+            if nudge.kind != "port" or self._settled.get(nudge.network_id, 0.0) <= now
+        ]
+
+    def _settle(self, batch: relay.Batch) -> None:
+        now = time.monotonic()
+        if len(self._settled) > 4096:
+            self._settled = {k: t for k, t in self._settled.items() if t > now}
+        for _, nudge in batch:
+            if nudge.kind == "port" and nudge.network_id:
+                self._settled[nudge.network_id] = now + SETTLED_SECONDS
 
     async def on_batch(self, batch: relay.Batch) -> None:
+        batch = self._unsettled(batch)
         if not any(n.kind in ("network", "port", "subnet", "router") for _, n in batch):
             return
         # Most nudges name a network or router already hosted: ask in a read transaction
@@ -67,6 +99,7 @@ class Scheduler:
             self.database.run, lambda s: place(s, batch, apply=False), write=False
         )
         if not needed:
+            self._settle(batch)
             return
         try:
             await asyncio.to_thread(self.database.run, lambda s: place(s, batch), write=True)

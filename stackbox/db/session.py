@@ -131,6 +131,13 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return "database is locked" in message or "serialization" in message or "deadlock" in message
 
 
+def writers_serialized(session: Session) -> bool:
+    """True where one writer runs at a time (SQLite: every write transaction begins
+    IMMEDIATE, holding the database's write lock), so that what a writer reads stays
+    true until it commits: check-then-insert needs no savepoint to settle races."""
+    return bool(session.get_bind().dialect.name == "sqlite")
+
+
 def advisory_lock(session: Session, key: str) -> None:
     """Hold a lock named ``key`` until this transaction ends, where concurrent writers exist.
 

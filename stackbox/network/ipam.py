@@ -31,6 +31,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from stackbox.db import session as db_session
 from stackbox.network import errors, models
 from stackbox.network import ip_ranges as R
 
@@ -273,12 +274,15 @@ def _insert(
         "port_id": port.id,
         "network_id": port.network_id,
     }
+    # RETURNING hands back the row as an ORM object without reading it again.
+    statement = insert(A).returning(A).execution_options(populate_existing=True)
     try:
-        with session.begin_nested():
-            # RETURNING hands back the row as an ORM object without reading it again.
-            row = session.scalars(
-                insert(A).returning(A).execution_options(populate_existing=True), [values]
-            ).one()
+        if db_session.writers_serialized(session):
+            # A failed INSERT undoes only itself there; no savepoint is needed.
+            row = session.scalars(statement, [values]).one()
+        else:
+            with session.begin_nested():
+                row = session.scalars(statement, [values]).one()
     except IntegrityError as exc:
         if not _is_duplicate(exc):
             # The subnet (or port) went away under us.

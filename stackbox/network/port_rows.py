@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stackbox import context, rest
+from stackbox.db import session as db_session
 from stackbox.network import (
     common,
     errors,
@@ -25,6 +26,7 @@ from stackbox.network import (
     notify,
     port_bindings,
     port_schema,
+    port_views,
     quotas,
     runtime,
     security_groups,
@@ -87,10 +89,17 @@ def _insert(session: Session, port: models.Port, mac_given: bool) -> None:
     """Insert the row; the (network, MAC) unique constraint settles races."""
     if mac_given and _mac_taken(session, port.network_id, port.mac_address):
         raise _mac_in_use(port.network_id, port.mac_address)
+    serialized = db_session.writers_serialized(session)
     for _ in range(MAC_ATTEMPTS):
         if not mac_given:
-            # A random MAC rarely collides: try the insert and look only when it fails.
             port.mac_address = random_mac()
+        if serialized:
+            # No other writer can take the MAC between this look and the insert.
+            if mac_given or not _mac_taken(session, port.network_id, port.mac_address):
+                session.add(port)
+                return
+            continue
+        # A random MAC rarely collides: try the insert and look only when it fails.
         try:
             with session.begin_nested():
                 session.add(port)
@@ -122,7 +131,8 @@ def _set_groups(
 
 def _set_pairs(
     session: Session, port: models.Port, pairs: list[dict[str, str]], *, replace: bool = True
-) -> None:
+) -> list[tuple[Any, ...]]:
+    """Returns the (ip_address, mac_address) pairs written."""
     if replace:
         session.query(models.AllowedAddressPair).filter(
             models.AllowedAddressPair.port_id == port.id
@@ -130,6 +140,7 @@ def _set_pairs(
     unique = {(p.get("mac_address") or port.mac_address, p["ip_address"]): None for p in pairs}
     for mac, address in unique:
         session.add(models.AllowedAddressPair(port_id=port.id, mac_address=mac, ip_address=address))
+    return [(address, mac) for mac, address in unique]
 
 
 def _has(session: Session, model: Any, port_id: str) -> bool:
@@ -217,8 +228,10 @@ def create(
     *,
     project_id: str | None = None,
     check_quota: bool = True,
+    children: port_views.Children | None = None,
 ) -> models.Port:
-    """See ``ports.create_port_row``."""
+    """See ``ports.create_port_row``; ``children``, when given, is filled with the
+    child rows written (for ``port_views.render_fresh``)."""
     owner_project = project_id if project_id is not None else (ctx.project_id or "")
     if check_quota and owner_project:
         quotas.check(session, owner_project, "port")
@@ -258,20 +271,24 @@ def create(
     port.description = spec.get("description") or ""
     common.stamp_new(port, ctx, owner_project)
     _insert(session, port, mac_given=bool(spec.get("mac_address")))
-    ipam.allocate(session, network, port, spec.get("fixed_ips"), new_port=True)
+    allocations = ipam.allocate(session, network, port, spec.get("fixed_ips"), new_port=True)
+    if children is None:
+        children = port_views.Children()
+    children.addresses = [(a.ip_address, a.subnet_id) for a in allocations]
     # A new port has nothing to replace.
     _set_groups(session, port, group_ids, replace=False)
-    _set_pairs(session, port, pairs, replace=False)
+    children.groups = [(g,) for g in dict.fromkeys(group_ids)]
+    children.pairs = _set_pairs(session, port, pairs, replace=False)
     for opt in spec.get("extra_dhcp_opts") or []:
         if _opt_value_ok(opt["opt_name"], opt["opt_value"]):
-            session.add(
-                models.ExtraDhcpOpt(
-                    port_id=port.id,
-                    opt_name=opt["opt_name"],
-                    ip_version=opt.get("ip_version", 4),
-                    opt_value=opt["opt_value"],
-                )
+            row = models.ExtraDhcpOpt(
+                port_id=port.id,
+                opt_name=opt["opt_name"],
+                ip_version=opt.get("ip_version", 4),
+                opt_value=opt["opt_value"],
             )
+            session.add(row)
+            children.opts.append((row.opt_name, row.ip_version, row.opt_value))
     port_bindings.bind(session, port)
     session.flush()
     notify.port(session, port)

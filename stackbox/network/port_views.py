@@ -4,6 +4,7 @@ loaded with one query per 500 ports, never one per port."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -54,11 +55,8 @@ def dns_assignment(
     return result
 
 
-def render_many(
-    session: Session, ports: Sequence[Any], *, fresh: bool = False
-) -> list[dict[str, Any]]:
-    """Bodies of ``ports`` (ORM rows, or Core rows of net_port's columns); ``fresh``
-    ports were created in this transaction and cannot have tags yet."""
+def render_many(session: Session, ports: Sequence[Any]) -> list[dict[str, Any]]:
+    """Bodies of ``ports`` (ORM rows, or Core rows of net_port's columns)."""
     ids = [p.id for p in ports]
     A = models.IPAllocation
     addresses = _by_port(session, A, (A.ip_address, A.subnet_id), ids)
@@ -69,9 +67,7 @@ def render_many(
     pairs = _by_port(session, P, (P.ip_address, P.mac_address), ids)
     D = models.ExtraDhcpOpt
     opts = _by_port(session, D, (D.opt_name, D.ip_version, D.opt_value), ids)
-    tags: dict[str, list[str]] = (
-        defaultdict(list) if fresh else common.tags_of(session, port_schema.RESOURCE, ids)
-    )
+    tags = common.tags_of(session, port_schema.RESOURCE, ids)
     domain = port_schema.dns_domain()
     return [
         _view(p, addresses[p.id], groups[p.id], pairs[p.id], opts[p.id], tags[p.id], domain)
@@ -81,6 +77,30 @@ def render_many(
 
 def render(session: Session, port: models.Port) -> dict[str, Any]:
     return render_many(session, [port])[0]
+
+
+@dataclasses.dataclass
+class Children:
+    """The child rows a port was just created with, as ``_by_port`` would read them."""
+
+    addresses: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    groups: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    pairs: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    opts: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+
+
+def render_fresh(port: models.Port, children: Children) -> dict[str, Any]:
+    """The body of a port created in this transaction, from what was written rather
+    than read back (a create's four child queries were a sixth of its time)."""
+    return _view(
+        port,
+        sorted(children.addresses),
+        sorted(children.groups),
+        sorted(children.pairs),
+        sorted(children.opts, key=lambda o: (o[0], o[1], str(o[2]))),
+        [],
+        port_schema.dns_domain(),
+    )
 
 
 def _view(

@@ -197,7 +197,7 @@ def _enforce(
 
 def _create_one(
     request: rest.ApiRequest, session: Session, item: dict[str, Any]
-) -> tuple[models.Port, models.Network]:
+) -> tuple[models.Port, models.Network, port_views.Children]:
     spec = A.parse(ATTRS, item, create=True, resource=RESOURCE)
     ctx = request.context
     network = networks.get_visible(session, ctx, spec["network_id"])
@@ -207,7 +207,9 @@ def _create_one(
         project_id, network.project_id, owner, shared=str(_granted(session, ctx, network))
     )
     _enforce(request, "create_port", facts, item, create=True)
-    return port_rows.create(session, ctx, network, spec, project_id=project_id), network
+    children = port_views.Children()
+    port = port_rows.create(session, ctx, network, spec, project_id=project_id, children=children)
+    return port, network, children
 
 
 def _shown(
@@ -234,18 +236,17 @@ def create(request: rest.ApiRequest, session: Session) -> rest.ApiResponse:
             if not isinstance(item, dict):
                 raise errors.bad_request(f"Bad {RESOURCE}s request: Resource body required.")
             made.append(_create_one(request, session, item))
-        bodies = render_many(session, [p for p, _ in made], fresh=True)
         return rest.ApiResponse(
             201,
             {
                 "ports": [
-                    _shown(request, session, p, b, n)
-                    for (p, n), b in zip(made, bodies, strict=True)
+                    _shown(request, session, p, port_views.render_fresh(p, c), n)
+                    for p, n, c in made
                 ]
             },
         )
-    port, network = _create_one(request, session, A.body_of(request, RESOURCE))
-    body = render_many(session, [port], fresh=True)[0]
+    port, network, children = _create_one(request, session, A.body_of(request, RESOURCE))
+    body = port_views.render_fresh(port, children)
     return rest.ApiResponse(201, {RESOURCE: _shown(request, session, port, body, network)})
 
 

@@ -117,7 +117,7 @@ class FakeNetworkAgent:
         self.dhcp_networks: set[str] = set()
         self.routers: set[str] = set()
         self.agent_ids: dict[str, str] = {}
-        self._subscription: interface.Subscription | None = None
+        self._subscriptions: list[interface.Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -125,12 +125,13 @@ class FakeNetworkAgent:
 
     async def start(self) -> None:
         """Listen first (no nudge is missed), then report and resync in the background."""
-        self._subscription = self.bus.subscribe(
-            [messages.NETWORK_TOPIC, messages.host_topic(self.host)]
-        )
+        broadcast = self.bus.subscribe([messages.NETWORK_TOPIC])
+        own = self.bus.subscribe([messages.host_topic(self.host)])
+        self._subscriptions = [broadcast, own]
         self.queue.start()
         self._tasks = [
-            asyncio.create_task(self._listen(self._subscription), name=f"{self.host}-nudges"),
+            asyncio.create_task(self._listen(broadcast, True), name=f"{self.host}-broadcast"),
+            asyncio.create_task(self._listen(own, False), name=f"{self.host}-nudges"),
             asyncio.create_task(self._run_reports(), name=f"{self.host}-heartbeat"),
             asyncio.create_task(
                 runtime.every(self.resync_interval, self.resync, f"resync on {self.host}"),
@@ -140,8 +141,9 @@ class FakeNetworkAgent:
 
     async def stop(self) -> None:
         """Stop everything (heartbeats too: the controller will see this agent die)."""
-        if self._subscription is not None:
-            self._subscription.close()
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -167,14 +169,18 @@ class FakeNetworkAgent:
 
     # --- nudges -------------------------------------------------------------------------------
 
-    async def _listen(self, subscription: interface.Subscription) -> None:
+    async def _listen(self, subscription: interface.Subscription, broadcast: bool) -> None:
         async for record in subscription:
             if isinstance(record, messages.Nudge):
-                self.on_nudge(record)
+                self.on_nudge(record, broadcast=broadcast)
 
-    def on_nudge(self, nudge: messages.Nudge) -> None:
+    def on_nudge(self, nudge: messages.Nudge, *, broadcast: bool = False) -> None:
         if nudge.kind == "port":
-            self.queue.add(("port", nudge.id))
+            # Every change of a port bound to this host (or just unbound from it) comes
+            # on the host's topic; broadcast port nudges are for DHCP, which a fake
+            # agent does not serve, so only a port it still holds is worth a look.
+            if not broadcast or nudge.id in self.ports:
+                self.queue.add(("port", nudge.id))
         elif nudge.kind == "network":
             self.queue.add(("network", nudge.id))
             # A network's admin state decides its ports' status.
