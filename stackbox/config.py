@@ -103,8 +103,12 @@ class NetworkSettings:
     # An agent that has not reported for this long is shown dead (Neutron's agent_down_time).
     agent_down_time: int = 75
     # The network agent this node runs next to the API in one process: "fake" (state
-    # only: ports go ACTIVE, nothing is plugged) or "none".
+    # only: ports go ACTIVE, nothing is plugged), "linux" (bridges, taps and dnsmasq
+    # DHCP in qdhcp- namespaces on this host; needs root) or "none".
     agent: str = "fake"
+    # Where the Linux agent keeps dnsmasq's files (world-readable: dnsmasq re-reads them
+    # as nobody). Empty: /run/stackbox/<a digest of the state dir>.
+    run_dir: str = ""
     # How often agents heartbeat (Neutron's report_interval) and re-read everything
     # they host (the repair for a lost nudge: the bus is level-triggered).
     agent_report_interval: float = 30.0
@@ -356,8 +360,10 @@ def check(settings: Settings) -> None:
     if identity.token_expiration < 1:
         raise ConfigError("setting identity.token_expiration: must be at least 1 second")
     network = settings.network
-    if network.agent not in ("fake", "none"):
-        raise ConfigError(f"setting network.agent: {network.agent!r} is not one of fake, none")
+    if network.agent not in ("fake", "linux", "none"):
+        raise ConfigError(
+            f"setting network.agent: {network.agent!r} is not one of fake, linux, none"
+        )
     if network.agent_report_interval <= 0 or network.agent_resync_interval <= 0:
         raise ConfigError("setting network.agent_*_interval: must be more than 0 seconds")
     compute = settings.compute

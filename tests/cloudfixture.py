@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -304,3 +304,14 @@ class ProjectMember:
 
     def token(self) -> str:
         return self.cloud.token(self.name, self.password, project=self.project.name)
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
+    """``check()``'s first true value, polling until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -28,6 +28,11 @@ of the request, so asking twice is the same as asking once:
                                      which are not (or no longer) bound to ``host``
 ``Heartbeat(...)``                   ``HeartbeatAck``: the agent's id and whether the
                                      controller saw it as new, alive or revived
+``EnsureDhcpPort(host, network_id)`` ``DhcpPort``: the port the DHCP agent of ``host``
+                                     serves the network from (made, bound to ``host``
+                                     and given an address on each DHCP subnet when
+                                     missing), or ``port=None`` if it serves none
+``ReleaseDhcpPort(host, network_id)`` ``DhcpPort(port=None)``: that port deleted
 ==================================  =================================================
 
 A failed request raises ``RemoteError`` at the caller (see ``memory.Bus.call``).
@@ -134,6 +139,24 @@ class L2Population(codec.Record):
     segments: tuple[specs.SegmentSpec, ...] = ()
     entries: tuple[specs.L2Entry, ...] = ()
     tunnel_endpoints: tuple[specs.TunnelEndpoint, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsureDhcpPort(codec.Record):
+    host: str
+    network_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseDhcpPort(codec.Record):
+    host: str
+    network_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DhcpPort(codec.Record):
+    network_id: str
+    port: specs.PortSpec | None = None
 
 
 # --- reports from agents --------------------------------------------------------------------

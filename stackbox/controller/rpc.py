@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from stackbox.bus import codec, compute_messages, interface, messages
-from stackbox.controller import compute_rpc, desired, intake
+from stackbox.controller import compute_rpc, desired, dhcp_ports, intake
 from stackbox.db import session as db_session
 
 
@@ -44,6 +44,10 @@ def _answer(request: codec.Record) -> tuple[Callable[[Session], Any], bool]:
             return lambda s: intake.record_port_status(s, request), True
         case messages.Heartbeat():
             return lambda s: intake.record_heartbeat(s, request), True
+        case messages.EnsureDhcpPort(host=host, network_id=network_id):
+            return lambda s: dhcp_ports.ensure(s, host, network_id), True
+        case messages.ReleaseDhcpPort(host=host, network_id=network_id):
+            return lambda s: dhcp_ports.release(s, host, network_id), True
         case (
             compute_messages.GetServersForHost()
             | compute_messages.ReportServerStatus()

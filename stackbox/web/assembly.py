@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime
 import gc
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -18,6 +19,7 @@ from stackbox import config, policy
 from stackbox.agent.compute import fake as fake_compute_driver
 from stackbox.agent.compute import service as compute_agent
 from stackbox.agent.network import fake as fake_network_agent
+from stackbox.agent.network import linux as linux_network_agent
 from stackbox.bus import amqp as amqp_bus
 from stackbox.bus import memory as memory_bus
 from stackbox.compute import api as compute_api
@@ -163,7 +165,18 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
     controller = controller_service.Controller(
         database, bus, sweep_interval=max(network.agent_down_time / 2, 1.0)
     )
-    agents = []
+    agents: list[fake_network_agent.FakeNetworkAgent] = []
+    if network.agent == "linux":
+        agents.append(
+            linux_network_agent.LinuxNetworkAgent(
+                bus,
+                settings.hostname,
+                run_dir=run_dir(settings),
+                availability_zone=network.availability_zone,
+                report_interval=network.agent_report_interval,
+                resync_interval=network.agent_resync_interval,
+            )
+        )
     if network.agent == "fake":
         agents.append(
             fake_network_agent.FakeNetworkAgent(
@@ -208,6 +221,14 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
                     )
                 )
     return NetworkPlane(bus, controller, agents, compute_agents=compute_agents)
+
+
+def run_dir(settings: config.Settings) -> Path:
+    """The Linux network agent's runtime files: one directory per cloud on the host."""
+    if settings.network.run_dir:
+        return Path(settings.network.run_dir)
+    digest = hashlib.sha1(str(Path(settings.state_dir).resolve()).encode()).hexdigest()[:12]
+    return Path("/run/stackbox") / digest
 
 
 def fake_hosts(settings: config.Settings) -> list[str]:

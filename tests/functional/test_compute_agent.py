@@ -135,15 +135,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
-    """The first true value ``check`` returns within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+wait_for = cloudfixture.wait_for
 
 
 # --- the front doors a server create will use ----------------------------------------------

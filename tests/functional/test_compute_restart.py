@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,14 +61,7 @@ def cloud(
         yield running, running.plane, database
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+wait_for = cloudfixture.wait_for
 
 
 def compute(running: cloudfixture.Cloud, token: str) -> httpx.Client:

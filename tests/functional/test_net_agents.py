@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,14 +107,7 @@ def demo(env: Running) -> Iterator[httpx.Client]:
         yield http
 
 
-def wait_for(check: Callable[[], T], timeout: float = 8.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+wait_for = cloudfixture.wait_for
 
 
 def agents(api: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
