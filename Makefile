@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages stackbox needs on the host: the data plane's tools (iproute2, dnsmasq
-# without its host-wide service, busybox for the Linux tests' DHCP client); more arrive
-# with routers, security groups and instances.
-DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils iproute2 dnsmasq-base busybox-static
+# without its host-wide service), QEMU, and what the guest image is built from (busybox,
+# dropbear; the kernel is downloaded, not installed); ssh for the Linux tests.
+DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils iproute2 dnsmasq-base busybox-static \
+	qemu-system-x86 dropbear-bin openssh-client
 TEMPEST_SELECT ?= gate
 
 .PHONY: install up test lint unit functional e2e linux tempest tempest-full bench clean deb
@@ -21,7 +22,7 @@ deb:
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
 	fi
 

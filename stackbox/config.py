@@ -140,9 +140,14 @@ class NetworkSettings:
 
 @dataclasses.dataclass
 class ComputeSettings:
-    # The compute driver of this node's agent: "fake" (state only) or "none" (API only,
-    # no compute agent in this process).
+    # The compute driver of this node's agent: "fake" (state only), "qemu" (real
+    # machines booted from kernel + ramdisk images; needs root, network.agent = linux)
+    # or "none" (API only, no compute agent in this process).
     driver: str = "fake"
+    # The qemu driver's accelerator ("tcg": software emulation; "kvm" where the host's
+    # KVM runs stock kernels) and machine type ("pc" or "microvm").
+    qemu_accel: str = "tcg"
+    qemu_machine: str = "pc"
     # More fake compute hosts in this process (fake driver only): <hostname>-2, -3, ...
     fake_extra_hosts: int = 0
     # What the fake driver's host reports it has.
@@ -367,8 +372,14 @@ def check(settings: Settings) -> None:
     if network.agent_report_interval <= 0 or network.agent_resync_interval <= 0:
         raise ConfigError("setting network.agent_*_interval: must be more than 0 seconds")
     compute = settings.compute
-    if compute.driver not in ("fake", "none"):
-        raise ConfigError(f"setting compute.driver: {compute.driver!r} is not one of fake, none")
+    if compute.driver not in ("fake", "qemu", "none"):
+        raise ConfigError(
+            f"setting compute.driver: {compute.driver!r} is not one of fake, qemu, none"
+        )
+    if compute.driver == "qemu" and settings.network.agent != "linux":
+        raise ConfigError(
+            "setting compute.driver: qemu needs network.agent = linux (its taps must be wired)"
+        )
     if compute.fake_extra_hosts < 0 or (compute.fake_extra_hosts and compute.driver != "fake"):
         raise ConfigError("setting compute.fake_extra_hosts: needs driver = fake and >= 0")
     if compute.scheduler_driver not in ("filter", "chance"):

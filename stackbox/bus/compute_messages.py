@@ -33,6 +33,10 @@ asking twice is the same as asking once):
                                      short-lived token to do it with; ``gone`` when
                                      the image was deleted or is no longer queued
                                      (skip it), ``error`` when no upload may happen.
+``GetImageSource(server, image)``    ``ImageSource``: where to download an image's data
+                                     (``<base>/image/v2/images/<id>/file``) with a
+                                     short-lived token of the server's user, the image's
+                                     checksum, and ``error`` when it may not be read.
 ==================================  ==================================================
 
 API -> agent of a host (on ``compute-rpc.<host>``):
@@ -147,6 +151,23 @@ class SnapshotTarget(codec.Record):
     # The image was deleted (or already got its data): nothing to upload, not a failure.
     gone: bool = False
     # Why no upload may happen (the snapshot task fails with this).
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GetImageSource(codec.Record):
+    server_id: str
+    image_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSource(codec.Record):
+    image_id: str
+    url: str = ""
+    token: str = ""
+    # The image's md5 (Glance's checksum) and size, to check and to key a cache by.
+    checksum: str = ""
+    size: int | None = None
     error: str = ""
 
 

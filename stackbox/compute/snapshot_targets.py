@@ -54,7 +54,7 @@ def _uploaders(session: Session, server: models.Server, owner: str | None) -> li
     return list(dict.fromkeys(found))
 
 
-def _token(session: Session, candidates: list[tuple[str, str]]) -> str | None:
+def mint_token(session: Session, candidates: list[tuple[str, str]]) -> str | None:
     expires = identity_resources.utcnow() + TOKEN_LIFETIME
     for user_id, project_id in candidates:
         try:
@@ -95,7 +95,7 @@ def target(
         image.container_format = image.container_format or request.container_format or "bare"
         images.touch(image)
         session.flush()
-    token = _token(session, _uploaders(session, server, image.owner))
+    token = mint_token(session, _uploaders(session, server, image.owner))
     if token is None:
         return compute_messages.SnapshotTarget(
             image_id,

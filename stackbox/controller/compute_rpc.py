@@ -21,6 +21,7 @@ from stackbox.compute import (
     build_timeouts,
     desired,
     hosts,
+    image_sources,
     runtime,
     snapshot_targets,
     status_intake,
@@ -48,6 +49,8 @@ def answer(request: codec.Record) -> tuple[Callable[[Session], Any], bool]:
         case compute_messages.GetSnapshotTarget():
             # Writes when the image does not declare its formats yet.
             return lambda s: snapshot_targets.target(s, request), True
+        case compute_messages.GetImageSource():
+            return lambda s: image_sources.source(s, request), False
     raise ValueError(f"the controller does not answer {type(request).__name__}")
 
 

@@ -53,6 +53,7 @@ def _answer(request: codec.Record) -> tuple[Callable[[Session], Any], bool]:
             | compute_messages.ReportServerStatus()
             | compute_messages.ComputeHeartbeat()
             | compute_messages.GetSnapshotTarget()
+            | compute_messages.GetImageSource()
         ):
             return compute_rpc.answer(request)
     raise ValueError(f"the controller does not answer {type(request).__name__}")

@@ -16,12 +16,15 @@ from typing import Any
 from oslo_policy import policy as oslo_policy
 
 from stackbox import config, policy
+from stackbox.agent.compute import driver as compute_driver
 from stackbox.agent.compute import fake as fake_compute_driver
+from stackbox.agent.compute import qemu as qemu_compute_driver
 from stackbox.agent.compute import service as compute_agent
 from stackbox.agent.network import fake as fake_network_agent
 from stackbox.agent.network import linux as linux_network_agent
 from stackbox.bus import amqp as amqp_bus
 from stackbox.bus import memory as memory_bus
+from stackbox.bus import messages
 from stackbox.compute import api as compute_api
 from stackbox.compute import policies as compute_policies
 from stackbox.compute import runtime as compute_runtime
@@ -189,6 +192,18 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
         )
     compute = settings.compute
     compute_agents = []
+
+    def agent_of(host: str, driver: compute_driver.Driver) -> compute_agent.ComputeAgent:
+        return compute_agent.ComputeAgent(
+            bus,
+            host,
+            driver,
+            report_interval=compute.agent_report_interval,
+            resync_interval=compute.agent_resync_interval,
+            work_dir=settings.state_dir
+            / ("compute-agent" if host == settings.hostname else f"compute-agent-{host}"),
+        )
+
     if compute.driver == "fake":
         for host in fake_hosts(settings):
             driver = fake_compute_driver.FakeDriver(
@@ -197,17 +212,7 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
                 memory_mb=compute.fake_memory_mb,
                 local_gb=compute.fake_local_gb,
             )
-            compute_agents.append(
-                compute_agent.ComputeAgent(
-                    bus,
-                    host,
-                    driver,
-                    report_interval=compute.agent_report_interval,
-                    resync_interval=compute.agent_resync_interval,
-                    work_dir=settings.state_dir
-                    / ("compute-agent" if host == settings.hostname else f"compute-agent-{host}"),
-                )
-            )
+            compute_agents.append(agent_of(host, driver))
             if host != settings.hostname and network.agent == "fake":
                 # Ports bound to the extra host need its L2 agent (DHCP and L3 stay here).
                 agents.append(
@@ -220,6 +225,19 @@ def network_plane(settings: config.Settings, database: db_session.Database) -> N
                         identities=fake_network_agent.L2_ONLY,
                     )
                 )
+    if compute.driver == "qemu":
+
+        async def call(request: Any) -> Any:
+            return await bus.call(messages.CONTROLLER_TOPIC, request, 30.0)
+
+        qemu = qemu_compute_driver.QemuDriver(
+            settings.hostname,
+            settings.state_dir / "compute-agent",
+            call,
+            accel=compute.qemu_accel,
+            machine=compute.qemu_machine,
+        )
+        compute_agents.append(agent_of(settings.hostname, qemu))
     return NetworkPlane(bus, controller, agents, compute_agents=compute_agents)
 
 

@@ -24,6 +24,7 @@ from stackbox.linux import links
 
 LOG = logging.getLogger(__name__)
 
+
 def _as_linux(identity: fake.Identity) -> fake.Identity:
     changes = {"dhcp_driver": "dnsmasq"} if identity.agent_type == fake.DHCP else {}
     return dataclasses.replace(identity, configurations={**identity.configurations, **changes})
