@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages stackbox needs on the host: the data plane's tools (iproute2, dnsmasq
-# without its host-wide service), QEMU, and what the guest image is built from (busybox,
+# Debian packages stackbox needs on the host: the data plane's tools (iproute2, nftables,
+# dnsmasq without its host-wide service), QEMU, and what the guest image is built from (busybox,
 # dropbear; the kernel is downloaded, not installed); ssh for the Linux tests.
-DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils iproute2 dnsmasq-base busybox-static \
-	qemu-system-x86 dropbear-bin openssh-client
+DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils iproute2 nftables dnsmasq-base \
+	busybox-static qemu-system-x86 dropbear-bin openssh-client
 TEMPEST_SELECT ?= gate
 
 .PHONY: install up test lint unit functional e2e linux tempest tempest-full bench clean deb

@@ -89,6 +89,11 @@ def ensure_veth(outer: str, inner: str, ns: str, mac: str, mtu: int) -> None:
         run.ip("link", "set", outer, "up")
 
 
+def names(ns: str | None = None) -> list[str]:
+    """Every device in the namespace."""
+    return [link["ifname"] for link in json.loads(run.ip("-j", "link", "show", ns=ns) or "[]")]
+
+
 def addresses(device: str, ns: str | None = None) -> set[str]:
     """The device's global addresses as ``address/prefixlen``."""
     out = run.ip("-j", "addr", "show", "dev", device, ns=ns)

@@ -2,9 +2,9 @@
 RPC, heartbeats, resync) with the kernel really changed — L2 (``l2``: bridges and
 taps) and DHCP (``dhcp``: namespaces and dnsmasq).
 
-It reports as Neutron's Linux bridge and DHCP agents only: routers, floating IPs,
-security groups and metadata are not built on this data plane yet, so it does not
-claim an L3 or metadata agent. What it made is remembered and removed on ``stop``
+It reports as Neutron's Linux bridge, DHCP and L3 agents (``l3``: routers with
+SNAT and floating IPs); security groups and metadata are not built on this data
+plane yet, so it claims no metadata agent. What it made is remembered and removed on ``stop``
 (``keep_on_stop`` leaves it running, as Neutron's agents do on restart); it never
 sweeps by name prefix, because several stackbox clouds may share one host.
 """
@@ -18,22 +18,32 @@ import logging
 from pathlib import Path
 
 from stackbox.agent import runtime
-from stackbox.agent.network import dhcp, fake, l2
+from stackbox.agent.network import dhcp, fake, l2, l3
 from stackbox.bus import interface, messages, specs
 from stackbox.linux import links
 
 LOG = logging.getLogger(__name__)
 
 
+CONFIGURATIONS = {
+    fake.DHCP: {"dhcp_driver": "dnsmasq"},
+    fake.L3: {"agent_mode": "legacy", "interface_driver": "linuxbridge"},
+}
+# Every network, whatever its physical network, is a bridge of its own here (with no
+# uplink): reporting no mappings lets ports of flat and VLAN networks bind to this host.
+NO_MAPPINGS = ("bridge_mappings", "interface_mappings")
+
+
 def _as_linux(identity: fake.Identity) -> fake.Identity:
-    changes = {"dhcp_driver": "dnsmasq"} if identity.agent_type == fake.DHCP else {}
-    return dataclasses.replace(identity, configurations={**identity.configurations, **changes})
+    changes = CONFIGURATIONS.get(identity.agent_type, {})
+    kept = {k: v for k, v in identity.configurations.items() if k not in NO_MAPPINGS}
+    return dataclasses.replace(identity, configurations={**kept, **changes})
 
 
 # On this one host, vxlan networks' ports share the bridge (carrying them to other hosts
 # is not built yet: see ``l2``); binding needs the agent to list the type.
 IDENTITIES = tuple(
-    _as_linux(i) for i in fake.IDENTITIES if i.agent_type in (fake.LINUX_BRIDGE, fake.DHCP)
+    _as_linux(i) for i in fake.IDENTITIES if i.agent_type in (fake.LINUX_BRIDGE, fake.DHCP, fake.L3)
 )
 TAP_POLL_SECONDS = 1.0
 
@@ -58,6 +68,8 @@ class LinuxNetworkAgent(fake.FakeNetworkAgent):
         self.waiting: set[str] = set()
         # Network id -> the DHCP port it is served from on this host.
         self.dhcp_ports: dict[str, str] = {}
+        # Router id -> the networks its ports are on (their bridges may go with it).
+        self.router_networks: dict[str, set[str]] = {}
 
     async def start(self) -> None:
         await super().start()
@@ -71,6 +83,9 @@ class LinuxNetworkAgent(fake.FakeNetworkAgent):
     async def stop(self) -> None:
         await super().stop()
         if not self.keep_on_stop:
+            for router_id, networks in list(self.router_networks.items()):
+                await asyncio.to_thread(l3.remove, router_id, networks)
+            self.router_networks.clear()
             for network_id in list(self.dhcp_ports):
                 await asyncio.to_thread(self._remove_dhcp, network_id)
             for network_id in {network for network, _ in self.ports.values()}:
@@ -154,3 +169,23 @@ class LinuxNetworkAgent(fake.FakeNetworkAgent):
         )
         self.dhcp_ports[network_id] = port.id
         self.dhcp_networks.add(network_id)
+
+    # --- routers (L3) -------------------------------------------------------------------------
+
+    async def reconcile_router(self, router_id: str) -> None:
+        if not self._has(fake.L3):
+            return
+        answer = await self._call(messages.GetRouters(self.host, (router_id,)))
+        router = next((r for r in answer.routers if r.id == router_id), None)
+        if router is None or not router.admin_state_up:
+            networks = self.router_networks.pop(router_id, set())
+            await asyncio.to_thread(l3.remove, router_id, networks)
+            self.routers.discard(router_id)
+            return
+        await asyncio.to_thread(l3.ensure, router)
+        ports = [*router.interfaces, *([router.gateway] if router.gateway else [])]
+        now = {p.network_id for p in ports}
+        for network_id in self.router_networks.get(router_id, set()) - now:
+            await asyncio.to_thread(l2.remove_bridge_if_empty, network_id)
+        self.router_networks[router_id] = now
+        self.routers.add(router_id)
