@@ -11,7 +11,7 @@ DEB_PACKAGES := python3-venv python3-dev gcc qemu-utils iproute2 nftables dnsmas
 	busybox-static qemu-system-x86 dropbear-bin openssh-client
 TEMPEST_SELECT ?= gate
 
-.PHONY: install up test lint unit functional e2e linux tempest tempest-full bench clean deb
+.PHONY: install up test lint unit functional e2e linux tempest tempest-guests tempest-full bench clean deb
 
 install: $(STAMP)
 
@@ -64,9 +64,14 @@ tempest: install
 tempest-full: install
 	scripts/tempest full
 
+# Root only: the interop tests that log in to a guest, on real QEMU guests.
+tempest-guests: install
+	scripts/tempest guests
+
 test: install lint
 	scripts/with-postgres scripts/with-rabbitmq $(BIN)/pytest -q -n 2 tests/unit tests/functional tests/e2e tests/linux
 	scripts/tempest gate
+	scripts/tempest guests
 
 bench: install
 	$(BIN)/python bench/identity.py

@@ -251,7 +251,9 @@ def prepare(settings: config.Settings, out: TextIO) -> db_session.Database:
         assembly.init_image(settings)
         assembly.init_compute(settings)
         assembly.init_policy(settings)
-        for line in compute_defaults.create(database, project_ids["admin"]):
+        qemu = settings.compute.driver == "qemu"
+        guest_dir = settings.state_dir / "guest" if qemu else None
+        for line in compute_defaults.create(database, project_ids["admin"], guest_dir):
             _say(out, f"  created {line}")
         compute_defaults.mark_done(settings.state_dir)
     write_client_config(settings, pw)

@@ -151,11 +151,18 @@ def _authenticate(cloud: Cloud) -> tuple[str, dict[str, list[dict[str, Any]]]]:
 
 
 @contextlib.contextmanager
-def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
+def running(
+    log: Path,
+    fetch_port: int | None = None,
+    host: str = "127.0.0.1",
+    settings: dict[str, str] | None = None,
+) -> Iterator[Cloud]:
     """Start stackbox on a free port with a temporary state dir; stop and clean up after.
 
     ``fetch_port``: the port of the runner's file server, which the cloud's fetch
     allow-list (127.0.0.1 only, cloud.toml) then opens instead of 80 and 443.
+    ``host``: the address the API listens on; ``settings``: ``STACKBOX_*`` environment
+    settings over cloud.toml's.
     """
     if not paths.STACKBOX.exists():
         raise CloudError(f"{paths.STACKBOX} is missing; run `make install` first")
@@ -170,6 +177,7 @@ def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
         env = {k: v for k, v in env.items() if not k.startswith("STACKBOX_")}
         if fetch_port is not None:
             env["STACKBOX_IMAGE_IMPORT_ALLOWED_PORTS"] = str(fetch_port)
+        env.update(settings or {})
         command = [
             str(paths.STACKBOX),
             "up",
@@ -178,7 +186,7 @@ def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
             "--config",
             str(paths.CLOUD_CONFIG),
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--admin-password",
@@ -193,7 +201,7 @@ def running(log: Path, fetch_port: int | None = None) -> Iterator[Cloud]:
                 cwd=tmp,
                 preexec_fn=_die_with_parent,
             )
-        cloud = Cloud(base_url=f"http://127.0.0.1:{port}", admin_password=password, log=log)
+        cloud = Cloud(base_url=f"http://{host}:{port}", admin_password=password, log=log)
         print(f"tempest: starting stackbox (pid {proc.pid}) at {cloud.base_url}", flush=True)
         started = time.monotonic()
         _wait_ready(proc, cloud.identity_v3, log)

@@ -68,17 +68,17 @@ def _active_image(api: AdminApi, name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def _upload(api: AdminApi, name: str, data: bytes, disk_format: str) -> dict[str, Any]:
-    image = api.call(
-        "POST",
-        "/images",
-        {
-            "name": name,
-            "disk_format": disk_format,
-            "container_format": "bare",
-            "visibility": "public",
-        },
-    )
+def _upload(
+    api: AdminApi, name: str, data: bytes, disk_format: str, **attributes: str
+) -> dict[str, Any]:
+    body = {
+        "name": name,
+        "disk_format": disk_format,
+        "container_format": "bare",
+        "visibility": "public",
+        **attributes,
+    }
+    image = api.call("POST", "/images", body)
     api.put_bytes(f"/images/{image['id']}/file", data)
     done = api.call("GET", f"/images/{image['id']}")
     if done.get("status") != "active":
@@ -112,7 +112,13 @@ def images(api: AdminApi, files: Files) -> tuple[str, str, list[str]]:
     alt = _active_image(api, ALT_IMAGE_NAME)
     if alt is None:
         data = api.get_bytes(f"/images/{image['id']}/file")
-        alt = _upload(api, ALT_IMAGE_NAME, data, str(image.get("disk_format") or "raw"))
+        # Same formats, and the same kernel and ramdisk where the image boots from them.
+        same = {
+            key: str(image[key])
+            for key in ("container_format", "kernel_id", "ramdisk_id")
+            if image.get(key)
+        }
+        alt = _upload(api, ALT_IMAGE_NAME, data, str(image.get("disk_format") or "raw"), **same)
         created.append(f"the image {ALT_IMAGE_NAME} ({alt['id']}), a copy of {IMAGE_NAME}")
     return str(image["id"]), str(alt["id"]), created
 

@@ -137,8 +137,15 @@ def file_options(files: Files) -> tuple[dict[tuple[str, str], str], list[Off]]:
     return values, off
 
 
-def write(cloud: Cloud, services: list[Service], available: set[str], files: Files) -> list[Off]:
-    """Write paths.CONF_FILE for this cloud; return what it turns off, with reasons."""
+def write(
+    cloud: Cloud,
+    services: list[Service],
+    available: set[str],
+    files: Files,
+    extra: dict[tuple[str, str], str] | None = None,
+) -> list[Off]:
+    """Write paths.CONF_FILE for this cloud (``extra`` last: a run's own options); return
+    what it turns off, with reasons."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment, method-assign]
     parser.read_string(paths.CONF_EXAMPLE.read_text())
@@ -147,7 +154,7 @@ def write(cloud: Cloud, services: list[Service], available: set[str], files: Fil
     served, served_off = file_options(files)
     derived.update(served)
     derived_off += served_off
-    for (section, option), value in {**chosen, **derived}.items():
+    for (section, option), value in {**chosen, **derived, **(extra or {})}.items():
         if section != "DEFAULT" and not parser.has_section(section):
             parser.add_section(section)
         parser.set(section, option, value)
@@ -157,7 +164,8 @@ def write(cloud: Cloud, services: list[Service], available: set[str], files: Fil
     paths.CONF_FILE.parent.mkdir(parents=True, exist_ok=True)
     paths.CONF_FILE.write_text(text.getvalue())
     paths.CONF_FILE.chmod(0o600)
-    return off + derived_off
+    kept = [o for o in off + derived_off if (o.section, o.option) not in (extra or {})]
+    return kept
 
 
 def features_markdown(services: list[Service]) -> str:

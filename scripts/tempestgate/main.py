@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -10,17 +11,33 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tempestgate import cloud, conf, fileserver, paths, results, selection, services, venv
+from tempestgate import (
+    cloud,
+    compute,
+    conf,
+    fileserver,
+    guestnet,
+    network,
+    paths,
+    results,
+    selection,
+    services,
+    venv,
+)
 
 CONCURRENCY = 2
 USAGE = """\
 scripts/tempest gate    the interop-target lines and tempest.api.<service> of every service
                         the cloud's catalog offers (what `make test` runs)
 scripts/tempest full    all of tempest.api for those services
+scripts/tempest guests  the interop tests that log in to a real guest, against a cloud with
+                        the Linux data plane and the qemu driver, Tempest in a namespace
+                        of its own (root only; what `make test` runs after the gate)
 scripts/tempest REGEX   the tests whose id matches REGEX
 Logs, results and the generated tempest.conf stay under .tempest/workspace.
 """
@@ -73,10 +90,13 @@ def _next_stream() -> int:
     return int(path.read_text().strip()) if path.exists() else 0
 
 
-def run_tests(load_list: Path) -> Path:
-    """Run Tempest, echoing and logging its output; return this run's subunit file."""
+def run_tests(load_list: Path, wrap: Callable[[list[str]], list[str]] | None = None) -> Path:
+    """Run Tempest, echoing and logging its output; return this run's subunit file.
+    ``wrap``: what the command runs inside (a network namespace)."""
     number = _next_stream()
     command = _tempest("--load-list", str(load_list), "--concurrency", str(CONCURRENCY))
+    if wrap is not None:
+        command = wrap(command)
     with open(paths.LOGS / "run.log", "w") as log:
         # Its own process group, so an aborted run stops the stestr workers too.
         proc = subprocess.Popen(
@@ -116,6 +136,31 @@ def read_results(stream: Path) -> list[dict[str, Any]]:
     return found
 
 
+# The guests' cloud: cloud.toml with the Linux data plane and real machines, one host.
+GUEST_SETTINGS = {
+    "STACKBOX_NETWORK_AGENT": "linux",
+    "STACKBOX_COMPUTE_DRIVER": "qemu",
+    "STACKBOX_COMPUTE_FAKE_EXTRA_HOSTS": "0",
+}
+
+
+def guest_options() -> dict[tuple[str, str], str]:
+    """tempest.conf for logging in to guests: keys, floating IPs, the guest's user."""
+    return {
+        ("validation", "run_validation"): "true",
+        ("validation", "connect_method"): "floating",
+        ("validation", "auth_method"): "keypair",
+        ("validation", "image_ssh_user"): "cirros",
+        ("validation", "ip_version_for_ssh"): "4",
+        ("validation", "ssh_timeout"): "180",
+        ("validation", "ping_timeout"): "120",
+        ("network", "floating_network_name"): network.PUBLIC_NAME,
+        # m1.micro (256 MB): the guest's kernel wants more room than m1.nano's 64 MB.
+        ("compute", "flavor_ref"): compute.ALT_FLAVOR.id,
+        ("compute", "min_compute_nodes"): "1",
+    }
+
+
 def run(name: str) -> int:
     started = time.monotonic()
     known = services.load()
@@ -123,14 +168,22 @@ def run(name: str) -> int:
     _ensure_workspace()
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     (paths.LOGS / "tempest.log").unlink(missing_ok=True)
-    with (
-        fileserver.serving() as files,
-        cloud.running(paths.LOGS / "stackbox.log", fetch_port=files.port) as box,
-    ):
+    guests = name == "guests"
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(guestnet.namespace()) if guests else None
+        files = stack.enter_context(fileserver.serving())
+        box = stack.enter_context(
+            cloud.running(
+                paths.LOGS / "stackbox.log",
+                fetch_port=files.port,
+                host=guestnet.API_HOST if guests else "127.0.0.1",
+                settings=GUEST_SETTINGS if guests else None,
+            )
+        )
         available = services.present(known, set(box.catalog))
         offered = ", ".join(sorted(available)) or "nothing"
         print(f"tempest: the catalog offers {offered}", flush=True)
-        off = conf.write(box, known, available, files)
+        off = conf.write(box, known, available, files, extra=guest_options() if guests else None)
         chosen = selection.choose(name, known, available, list_tests())
         if not chosen.tests:
             print(f"tempest: `{name}` selects no tests", file=sys.stderr)
@@ -138,12 +191,17 @@ def run(name: str) -> int:
         load_list = paths.WORKSPACE / "selection.txt"
         load_list.write_text("\n".join(chosen.tests) + "\n")
         print(f"tempest: running {len(chosen.tests)} tests ({name})", flush=True)
-        found = read_results(run_tests(load_list))
+        if ns is not None:
+            public_id = network.options(box)[("network", "public_network_id")]
+            gateway = f"{network.PUBLIC_GATEWAY}/{network.PUBLIC_CIDR.split('/')[1]}"
+            stack.enter_context(guestnet.outside(ns, public_id, gateway))
+        found = read_results(run_tests(load_list, ns.command if ns is not None else None))
     verdict = results.judge(found, chosen)
-    (paths.LOGS / "results.json").write_text(json.dumps(found, indent=1))
+    result_file = "results-guests.json" if guests else "results.json"
+    (paths.LOGS / result_file).write_text(json.dumps(found, indent=1))
     print(results.report(name, verdict, chosen, off, time.monotonic() - started))
     print(
-        f"logs: {paths.LOGS} (tempest.log, stackbox.log, run.log, results.json); "
+        f"logs: {paths.LOGS} (tempest.log, stackbox.log, run.log, {result_file}); "
         f"stestr: cd {paths.WORKSPACE} && {venv.tempest_bin('stestr')} last"
     )
     return 0 if verdict.ok else 1

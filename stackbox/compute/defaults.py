@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from stackbox import context, rest
 from stackbox.compute import flavor_extra_specs, flavors, microversions, models
 from stackbox.db import session as db_session
+from stackbox.guest import build as guest_build
 from stackbox.image import data as image_data
 from stackbox.image import images as image_api
 from stackbox.image import ingest
@@ -140,11 +141,69 @@ def _existing_image(session: Session, admin_project: str) -> str | None:
     return None
 
 
-def create_image(database: db_session.Database, admin_project: str) -> str | None:
+def _upload(
+    database: db_session.Database, admin_project: str, body: dict[str, Any], path: Path
+) -> str:
+    """Create an image with ``body`` and upload ``path`` through the Image handlers."""
+    created = database.run(lambda s: image_api.create(_request(admin_project, body), s), write=True)
+    image_id = str(created.body["id"])
+    upload = _request(admin_project, None, image_id=image_id)
+    upload.body_stream = ingest.read_file(path)
+    image_data.upload(upload, database)
+    return image_id
+
+
+def create_guest_images(database: db_session.Database, admin_project: str, guest_dir: Path) -> str:
+    """The stackbox guest (stackbox.guest) as DevStack uploads CirrOS for kernel boot:
+    a kernel (aki) and a ramdisk (ari) image, and ``stackbox-tiny`` (ami) naming them."""
+    guest = guest_build.build(guest_dir)
+    public = {"visibility": "public"}
+    kernel_id = _upload(
+        database,
+        admin_project,
+        {"name": f"{IMAGE_NAME}-kernel", "disk_format": "aki", "container_format": "aki", **public},
+        guest.kernel,
+    )
+    ramdisk_id = _upload(
+        database,
+        admin_project,
+        {
+            "name": f"{IMAGE_NAME}-ramdisk",
+            "disk_format": "ari",
+            "container_format": "ari",
+            **public,
+        },
+        guest.initramfs,
+    )
+    with tempfile.TemporaryDirectory(prefix="stackbox-tiny-") as tmp:
+        # The machine image of a kernel-booted guest carries no data the driver reads.
+        placeholder = Path(tmp) / "ami"
+        placeholder.write_bytes(b"\0" * 512)
+        body = {
+            "name": IMAGE_NAME,
+            "disk_format": "ami",
+            "container_format": "ami",
+            "kernel_id": kernel_id,
+            "ramdisk_id": ramdisk_id,
+            **public,
+        }
+        image_id = _upload(database, admin_project, body, placeholder)
+    return (
+        f"image {IMAGE_NAME} ({image_id}): the stackbox guest, "
+        f"kernel {kernel_id}, ramdisk {ramdisk_id}"
+    )
+
+
+def create_image(
+    database: db_session.Database, admin_project: str, guest_dir: Path | None = None
+) -> str | None:
     """Upload the default image through the Image service's handlers; what was made
-    (None if it was already there)."""
+    (None if it was already there). With ``guest_dir`` (the qemu driver), the default
+    image is the stackbox guest, built there."""
     if database.run(lambda s: _existing_image(s, admin_project), write=True) is not None:
         return None
+    if guest_dir is not None:
+        return create_guest_images(database, admin_project, guest_dir)
     with tempfile.TemporaryDirectory(prefix="stackbox-tiny-") as tmp:
         path, disk_format = make_disk(Path(tmp))
         body = {
@@ -153,22 +212,19 @@ def create_image(database: db_session.Database, admin_project: str) -> str | Non
             "container_format": "bare",
             "visibility": "public",
         }
-        created = database.run(
-            lambda s: image_api.create(_request(admin_project, body), s), write=True
-        )
-        image_id = str(created.body["id"])
-        upload = _request(admin_project, None, image_id=image_id)
-        upload.body_stream = ingest.read_file(path)
-        image_data.upload(upload, database)
+        image_id = _upload(database, admin_project, body, path)
     made = f"image {IMAGE_NAME} ({image_id}, {disk_format})"
     return made if disk_format == "qcow2" else f"{made}: qemu-img is missing, so a raw file"
 
 
-def create(database: db_session.Database, admin_project: str) -> list[str]:
-    """Create the defaults; return what was made, for `up` to print."""
+def create(
+    database: db_session.Database, admin_project: str, guest_dir: Path | None = None
+) -> list[str]:
+    """Create the defaults; return what was made, for `up` to print. ``guest_dir``: build
+    the stackbox guest there and make it the default image (the qemu driver)."""
     made = database.run(lambda s: create_flavors(s, admin_project), write=True)
     lines = [f"flavors {', '.join(made)}"] if made else []
-    image = create_image(database, admin_project)
+    image = create_image(database, admin_project, guest_dir)
     if image is not None:
         lines.append(image)
     return lines
