@@ -44,19 +44,16 @@ def remove_link(name: str, ns: str | None = None) -> None:
                 raise
 
 
-def master_of(device: str) -> str | None:
-    """The bridge ``device`` (in the host namespace) is plugged into."""
-    path = f"/sys/class/net/{device}/master"
-    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
-
-
-def ensure_plugged(device: str, bridge: str, mtu: int) -> None:
+def ensure_plugged(device: str, bridge: str, mtu: int, *, up: bool = True) -> None:
+    """``device`` in ``bridge``, up (or down: a port an admin turned off passes nothing)."""
     link = _link(device, None)
     lines = []
     if link.get("mtu") != mtu:
         lines.append(f"link set {device} mtu {mtu}")
-    if link.get("master") != bridge or "UP" not in link.get("flags", []):
-        lines.append(f"link set {device} master {bridge} up")
+    if link.get("master") != bridge:
+        lines.append(f"link set {device} master {bridge}")
+    if ("UP" in link.get("flags", [])) != up:
+        lines.append(f"link set {device} {'up' if up else 'down'}")
     run.ip_batch(lines)
 
 

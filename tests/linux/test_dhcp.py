@@ -59,6 +59,17 @@ def test_a_port_gets_its_address_gateway_and_dns_from_dnsmasq(tmp_path: Path) ->
             assert lease["mtu"] == str(net.mtu)
             assert lease["hostname"] == "host-" + lease["ip"].replace(".", "-")
 
+            # An admin turns the port off: its tap goes down (and the port DOWN), then back.
+            conn.network.update_port(port, is_admin_state_up=False)
+            wait_for("the port DOWN", lambda: conn.network.get_port(port.id).status == "DOWN")
+            flags = hostnet.sh("ip", "-br", "link", "show", tap).split()[-1]
+            assert "UP" not in flags.strip("<>").split(","), flags
+            conn.network.update_port(port, is_admin_state_up=True)
+            wait_for(
+                "the port ACTIVE again", lambda: conn.network.get_port(port.id).status == "ACTIVE"
+            )
+            assert hostnet.dhcp_lease(guest, str(tmp_path))["ip"] == lease["ip"]
+
             # A port made once dnsmasq runs is served too (dnsmasq restarted with the new
             # hosts: a SIGHUP reload crashed dnsmasq 2.90 after its first lease).
             second = conn.network.create_port(network_id=net.id, binding_host_id=host)

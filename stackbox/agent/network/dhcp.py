@@ -31,6 +31,16 @@ def dhcp_subnets(network: specs.NetworkSpec) -> list[specs.SubnetSpec]:
     return [s for s in network.subnets if s.enable_dhcp and s.ip_version == 4]
 
 
+def own_port(network: specs.NetworkSpec, host: str) -> specs.PortSpec | None:
+    """This host's DHCP port of ``network``, if it has an address on every DHCP subnet."""
+    wanted = {s.id for s in dhcp_subnets(network)}
+    for port in network.ports:
+        mine = port.device_owner == "network:dhcp" and port.host == host
+        if mine and wanted <= {f.subnet_id for f in port.fixed_ips}:
+            return port
+    return None
+
+
 def hostname(ip: str) -> str:
     return "host-" + ip.replace(".", "-")
 

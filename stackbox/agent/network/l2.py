@@ -32,8 +32,7 @@ def wire(port: specs.PortSpec) -> bool:
         return False
     bridge = bridge_name(port.network_id)
     links.ensure_bridge(bridge, port.mtu)
-    if links.master_of(tap) != bridge or not port.admin_state_up:
-        links.ensure_plugged(tap, bridge, port.mtu)
+    links.ensure_plugged(tap, bridge, port.mtu, up=port.admin_state_up)
     return True
 
 

@@ -1,12 +1,13 @@
 """The Linux network agent: the fake agent's control loop (nudges, keyed work,
-RPC, heartbeats, resync) with the kernel really changed — L2 (``l2``: bridges and
-taps) and DHCP (``dhcp``: namespaces and dnsmasq).
+RPC, heartbeats, resync) with the kernel really changed: L2 (``l2``: bridges and
+taps), DHCP (``dhcp``: namespaces and dnsmasq) and routers (``l3``: SNAT and
+floating IPs).
 
-It reports as Neutron's Linux bridge, DHCP and L3 agents (``l3``: routers with
-SNAT and floating IPs); security groups and metadata are not built on this data
-plane yet, so it claims no metadata agent. What it made is remembered and removed on ``stop``
-(``keep_on_stop`` leaves it running, as Neutron's agents do on restart); it never
-sweeps by name prefix, because several stackbox clouds may share one host.
+It reports as Neutron's Linux bridge, DHCP and L3 agents; security groups and
+metadata are not built on this data plane yet, so it claims no metadata agent.
+What it made is remembered and removed on ``stop`` (``keep_on_stop`` leaves it
+running, as Neutron's agents do on restart); it never sweeps by name prefix,
+because several stackbox clouds may share one host.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 from pathlib import Path
 
 from stackbox.agent import runtime
 from stackbox.agent.network import dhcp, fake, l2, l3
 from stackbox.bus import interface, messages, specs
 from stackbox.linux import links
-
-LOG = logging.getLogger(__name__)
-
 
 CONFIGURATIONS = {
     fake.DHCP: {"dhcp_driver": "dnsmasq"},
@@ -154,7 +151,11 @@ class LinuxNetworkAgent(fake.FakeNetworkAgent):
             info = (await self._call(messages.GetNetwork(network_id))).network
         port = None
         if info is not None and info.admin_state_up and dhcp.dhcp_subnets(info):
-            port = (await self._call(messages.EnsureDhcpPort(self.host, network_id))).port
+            # Most changes leave this host's DHCP port as it is: ask the controller (a
+            # write) only when the port is missing or lacks a DHCP subnet's address.
+            port = dhcp.own_port(info, self.host)
+            if port is None:
+                port = (await self._call(messages.EnsureDhcpPort(self.host, network_id))).port
         if info is None or port is None:
             if network_id in self.dhcp_ports:
                 await asyncio.to_thread(self._remove_dhcp, network_id)
