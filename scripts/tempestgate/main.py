@@ -153,10 +153,18 @@ def guest_options() -> dict[tuple[str, str], str]:
         ("validation", "image_ssh_user"): "cirros",
         ("validation", "ip_version_for_ssh"): "4",
         ("validation", "ssh_timeout"): "180",
+        # Tempest retries until ssh_timeout; a first try sent before the router has the
+        # floating IP's NAT would otherwise hang for the default 60 s.
+        ("validation", "connect_timeout"): "10",
         ("validation", "ping_timeout"): "120",
         ("network", "floating_network_name"): network.PUBLIC_NAME,
-        # m1.micro (256 MB): the guest's kernel wants more room than m1.nano's 64 MB.
+        # m1.micro (256 MB): the guest's kernel wants more room than m1.nano's 64 MB; resizes
+        # go to ds512M (DevStack's id d1, made on first start).
         ("compute", "flavor_ref"): compute.ALT_FLAVOR.id,
+        ("compute", "flavor_ref_alt"): "d1",
+        # The qemu driver cannot set a running guest's password (no guest agent): Tempest
+        # would log in with the new one.
+        ("compute-feature-enabled", "change_password"): "false",
         ("compute", "min_compute_nodes"): "1",
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tempestgate import paths
 from tempestgate.services import Service
@@ -58,17 +59,22 @@ def waiting_lines() -> dict[str, Waiting]:
     return found
 
 
-def exclusions() -> list[tuple[re.Pattern[str], str]]:
+def _reasoned(path: Path) -> list[tuple[str, str]]:
+    """(regex, reason) pairs of a file of `regex  # reason` lines; every regex needs one."""
     found = []
-    for number, line in enumerate(paths.EXCLUDE.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         pattern, _, reason = line.partition("#")
         pattern, reason = pattern.strip(), reason.strip()
         if not pattern:
             continue
         if not reason:
-            raise ValueError(f"{paths.EXCLUDE}:{number}: `{pattern}` needs a `# reason`")
-        found.append((re.compile(pattern), reason))
+            raise ValueError(f"{path}:{number}: `{pattern}` needs a `# reason`")
+        found.append((pattern, reason))
     return found
+
+
+def exclusions() -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), reason) for pattern, reason in _reasoned(paths.EXCLUDE)]
 
 
 # interop-waiting.toml entries skipped for this reason run in `scripts/tempest guests`.
@@ -80,11 +86,16 @@ def guest_lines() -> list[str]:
     return sorted(k for k, w in waiting_lines().items() if w.skip == GUEST_SKIP)
 
 
+def guest_extras() -> list[str]:
+    """guests.txt: more tests for the guests run, each with its reason."""
+    return [pattern for pattern, _ in _reasoned(paths.GUESTS)]
+
+
 def patterns(name: str, services: list[Service], available: set[str]) -> tuple[list[str], set[str]]:
     """Regexes to run and the interop ids that must run, for gate/full/guests/anything else."""
     if name == "guests":
         ids = guest_lines()
-        return [f"^{re.escape(i)}(\\[|$)" for i in ids], set(ids)
+        return [f"^{re.escape(i)}(\\[|$)" for i in ids] + guest_extras(), set(ids)
     if name not in ("gate", "full"):
         return [name], set()
     regexes: list[str] = []

@@ -44,6 +44,12 @@ def remove_link(name: str, ns: str | None = None) -> None:
                 raise
 
 
+def master(device: str) -> str | None:
+    """The bridge a host-namespace device is plugged into (None: none, or no such device)."""
+    path = f"/sys/class/net/{device}/master"
+    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
+
+
 def ensure_plugged(device: str, bridge: str, mtu: int, *, up: bool = True) -> None:
     """``device`` in ``bridge``, up (or down: a port an admin turned off passes nothing)."""
     link = _link(device, None)

@@ -235,3 +235,34 @@ def test_a_floating_ip_reaches_the_server_through_its_router(guests: Guests) -> 
     conn.network.remove_interface_from_router(router, subnet=subnet.id)
     conn.network.delete_router(router)
     wait_for("the router's namespace gone", lambda: namespace not in hostnet.namespaces(), 20)
+
+
+def test_servers_booted_at_once_share_one_download_of_each_image(
+    cloud: cloudfixture.Cloud, guests: Guests
+) -> None:
+    conn, booting = guests.conn, guests.booting
+    net = conn.network.create_network(name="pair")
+    conn.network.create_subnet(
+        network_id=net.id, ip_version=4, cidr=f"10.252.{guests.third}.0/24", gateway_ip=None
+    )
+    first = conn.compute.create_server(
+        name="pair", image_id=booting.image_id, flavor_id=booting.flavor_id,
+        networks=[{"uuid": net.id}], min_count=2, max_count=2,
+    )  # fmt: skip
+    servers = wait_for(
+        "both servers to leave BUILD",
+        lambda: (
+            len(s := [x for x in conn.compute.servers(name="pair") if x.status != "BUILD"]) == 2
+            and s
+        ),
+        timeout=120,
+    )
+    assert {s.status for s in servers} == {"ACTIVE"}, [s.fault for s in servers]
+    cache = cloud.state_dir / "compute-agent" / "images"
+    # The kernel and the ramdisk, once each; no partial download left behind.
+    assert len(list(cache.iterdir())) == 2, sorted(p.name for p in cache.iterdir())
+    for server in servers:
+        conn.compute.delete_server(server)
+    for server in servers:
+        conn.compute.wait_for_delete(server, wait=60)
+    assert first.id in {s.id for s in servers}

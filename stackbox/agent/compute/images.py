@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -23,8 +25,15 @@ CHUNK = 1 << 20
 Call = Callable[[Any], Awaitable[Any]]
 
 
+# One download per cached file at a time: spawns that need the same image wait for it.
+_downloads: dict[Path, asyncio.Lock] = {}
+
+
 def _download(source: compute_messages.ImageSource, target: Path) -> None:
-    partial = target.with_suffix(".part")
+    # A name of its own: another process may be fetching the same image into this cache.
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    partial = Path(name)
     digest = hashlib.md5(usedforsecurity=False)
     request = urllib.request.Request(source.url, headers={"X-Auth-Token": source.token})
     try:
@@ -55,6 +64,7 @@ async def fetch(call: Call, cache: Path, server_id: str, image_id: str) -> Path:
         raise driver.DriverError(source.error)
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / f"{image_id}-{source.checksum or 'nochecksum'}"
-    if not target.exists():
-        await asyncio.to_thread(_download, source, target)
+    async with _downloads.setdefault(target, asyncio.Lock()):
+        if not target.exists():
+            await asyncio.to_thread(_download, source, target)
     return target

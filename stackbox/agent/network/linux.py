@@ -100,8 +100,15 @@ class LinuxNetworkAgent(fake.FakeNetworkAgent):
             self.queue.add(("network", nudge.network_id))
 
     async def _poll_taps(self) -> None:
+        """Taps come and go with their instances (a hard reboot or a start makes a new one),
+        and no nudge says so: look, as Neutron's agents poll their devices."""
         for port_id in list(self.waiting):
             if links.exists(l2.tap_name(port_id)):
+                self.queue.add(("port", port_id))
+        for port_id, (network_id, status) in list(self.ports.items()):
+            if port_id in self.waiting or status != "ACTIVE":
+                continue
+            if links.master(l2.tap_name(port_id)) != l2.bridge_name(network_id):
                 self.queue.add(("port", port_id))
 
     # --- ports (L2) ---------------------------------------------------------------------------
