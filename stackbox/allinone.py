@@ -314,9 +314,11 @@ def _ready(settings: config.Settings, out: TextIO, elapsed: float) -> None:
     )
     _say(out, "  try:  export OS_CLOUD=stackbox && openstack token issue")
     if settings.compute.create_defaults and settings.network.create_defaults:
+        # A real guest's kernel does not fit m1.nano's 64 MB (it boots from 96 MB).
+        flavor = "m1.micro" if settings.compute.driver == "qemu" else "m1.nano"
         _say(
             out,
-            "        openstack server create --wait --image stackbox-tiny --flavor m1.nano "
+            f"        openstack server create --wait --image stackbox-tiny --flavor {flavor} "
             "--network private vm1",
         )
     _say(
