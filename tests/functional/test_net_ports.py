@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,30 +16,10 @@ from sqlalchemy import Engine, event
 
 from stackbox.network import port_rows
 from tests import cloudfixture, postgres
+from tests.functional.netclients import admin_http, alt_http, client, demo_http
 
-
-def client(cloud: cloudfixture.Cloud, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=cloud.base_url + "/networking/v2.0", headers={"X-Auth-Token": token}, timeout=30
-    )
-
-
-@pytest.fixture(scope="module")
-def admin_http(cloud: cloudfixture.Cloud) -> Iterator[httpx.Client]:
-    with client(cloud, cloud.token()) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def demo_http(cloud: cloudfixture.Cloud) -> Iterator[httpx.Client]:
-    with client(cloud, cloud.token("demo", project="demo")) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def alt_http(cloud: cloudfixture.Cloud) -> Iterator[httpx.Client]:
-    with client(cloud, cloud.token("alt_demo", project="alt_demo")) as http:
-        yield http
+# Module fixtures used by the tests below.
+__all__ = ["admin_http", "alt_http", "demo_http"]
 
 
 def made(response: httpx.Response, key: str) -> dict[str, Any]:
